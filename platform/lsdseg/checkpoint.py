@@ -1,0 +1,63 @@
+"""Checkpoints: all four networks, the three optimizers, the step and the RNG states, written atomically.
+
+Files hold only tensors and plain Python values, so they load with `torch.load(weights_only=True)`:
+a checkpoint can never run code. The data streams need no state: a batch is a function of (seed, step).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from lsdseg.models import Nets
+from lsdseg.step import Optimizers
+
+FORMAT = "lsdseg-checkpoint-v1"
+
+
+class CheckpointError(ValueError):
+    """A checkpoint that is missing or of the wrong kind; the message is one line with the fix."""
+
+
+def save(path: Path, nets: Nets, opts: Optimizers, step: int, config: dict, extra: dict[str, Any]) -> Path:
+    state = {
+        "format": FORMAT,
+        "step": step,
+        "config": config,
+        "nets": {name: net.state_dict() for name, net in nets.named().items()},
+        "optims": {name: opt.state_dict() for name, opt in vars(opts).items() if opt is not None},
+        "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
+        **extra,
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)  # a crash mid-write never leaves a torn checkpoint under the real name
+    return path
+
+
+def load(path: Path | str) -> dict[str, Any]:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} not found: pass a .pt file written by `lsdseg train`")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # any unreadable or unsafe pickle: one line, not a traceback
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}): pass a .pt file written by `lsdseg train`") from None
+    if not isinstance(state, dict) or state.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not an lsdseg checkpoint: pass a .pt file written by `lsdseg train`")
+    return state
+
+
+def restore(state: dict[str, Any], nets: Nets, opts: Optimizers | None) -> None:
+    for name, net in nets.named().items():
+        net.load_state_dict(state["nets"][name])
+    if opts is not None:
+        for name, opt in vars(opts).items():
+            if opt is not None:
+                opt.load_state_dict(state["optims"][name])
+    torch.set_rng_state(state["rng"]["torch"])
+    if torch.cuda.is_available() and state["rng"]["cuda"]:
+        torch.cuda.set_rng_state_all(state["rng"]["cuda"])

@@ -1,0 +1,121 @@
+"""One typed, frozen, validated config tree for an LSD-seg run.
+
+Every coefficient of the paper is a named field. Losses follow one convention: every term is a MEAN over
+its valid pixels (or D locations). The public code summed cross-entropies over pixels next to a mean L1,
+so its nominal weights hide a ~300x imbalance; `lsdseg/losses.py` says how its defaults map onto ours, and
+`configs/public_code_weights.yaml` reproduces that balance.
+
+Defaults train the small backbone on the built-in benchmark on a CPU in minutes; the paper's VGG-16
+settings live in `configs/*.yaml`.
+"""
+from __future__ import annotations
+
+from typing import Literal, Optional
+
+from pydantic import ConfigDict, Field, model_validator
+from pydantic.dataclasses import dataclass
+
+_STRICT = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+
+Mode = Literal["lsd", "source_only", "target_oracle"]
+DatasetName = Literal["synthetic", "gta5", "synthia", "cityscapes"]
+PositiveFloat = Field(gt=0)
+
+
+@dataclass(config=_STRICT)
+class DomainData:
+    """One domain's dataset: which one, where it lives, and which split."""
+
+    name: DatasetName = "synthetic"
+    root: Optional[str] = None  # dataset folder in its distributed layout; None for the built-in benchmark
+    split: str = "train"
+
+
+@dataclass(config=_STRICT)
+class DataConfig:
+    source: DomainData = DomainData(name="synthetic", split="source_train")
+    target: DomainData = DomainData(name="synthetic", split="target_train")
+    target_val: DomainData = DomainData(name="synthetic", split="target_val")
+    crop_height: int = Field(64, gt=0)  # training crop; public code: 320
+    crop_width: int = Field(128, gt=0)  # public code: 640
+    eval_height: int = Field(80, gt=0)  # eval input is resized to this; public code: 320 (paper: 512)
+    eval_width: int = Field(160, gt=0)  # public code: 640 (paper: 1024)
+    batch_size: int = Field(8, gt=0)  # per domain; public code: 1 source + 1 target
+    num_workers: int = Field(0, ge=0)  # loader processes; 0 = in the training process
+    val_limit: Optional[int] = Field(None, gt=0)  # evaluate on the first N validation images only
+    cache_dir: Optional[str] = None  # built-in benchmark cache; default ~/.cache/lsdseg
+    synthetic_seed: int = 0  # the built-in benchmark is a pure function of this seed
+    synthetic_size: int = Field(600, gt=0)  # images per built-in split
+
+
+@dataclass(config=_STRICT)
+class ModelConfig:
+    backbone: Literal["small", "vgg16"] = "small"
+    num_classes: int = Field(19, gt=0)  # Cityscapes train ids
+    pretrained: Optional[str] = None  # local torchvision VGG-16 state_dict (vgg16 only); never downloaded
+    small_width: int = Field(16, gt=0)  # channels of the small backbone's first stage (x2 per stage)
+    g_width: int = Field(8, gt=0)  # G's base width `ngf`; reference: 64
+    d_width: int = Field(16, gt=0)  # D's trunk width; reference: 128
+    d_blocks: int = Field(1, gt=0)  # residual blocks per D stage; reference: 3
+    g_blocks: int = Field(1, gt=0)  # residual blocks per G stage; reference: 2
+    dropout: float = Field(0.5, ge=0, lt=1)  # in G's and D's residual blocks (G's only noise source)
+
+
+@dataclass(config=_STRICT)
+class LossWeights:
+    """Weights of the loss terms, all terms being means (see module docstring)."""
+
+    f_adv: float = Field(0.1, ge=0)  # beta: F's cross-domain adversarial terms
+    f_aux: float = Field(0.1, ge=0)  # alpha: F's auxiliary-classifier term through G and D
+    g_adv: float = Field(0.1, ge=0)  # G's within-domain adversarial terms (public code: hard-coded 0.1)
+    g_aux: float = Field(1.0, ge=0)  # G's auxiliary-classifier term (public code: hard-coded 1)
+    g_rec: float = Field(1.0, ge=0)  # G's L1 reconstruction terms (public code: --l1_weight 1)
+    d_aux: float = Field(1.0, ge=0)  # D's auxiliary-classifier term on real source images
+
+
+@dataclass(config=_STRICT)
+class OptimConfig:
+    """Adam for all three networks, as in the public code (no weight decay)."""
+
+    f_lr: float = Field(1e-3, gt=0)  # F/C; public code: 1e-5 (fine-tuning VGG-16)
+    f_beta1: float = Field(0.9, ge=0, lt=1)
+    f_beta2: float = Field(0.999, ge=0, lt=1)
+    f_bias_lr_mult: float = Field(2.0, gt=0)  # F/C biases train at this multiple of f_lr
+    f_lr_decay: float = Field(0.1, gt=0, le=1)  # F/C lr is multiplied by this ...
+    f_lr_decay_every: int = Field(1_000_000, gt=0)  # ... every this many iterations; public: 23,800
+    g_lr: float = Field(1e-4, gt=0)  # public code: 1e-4, constant
+    g_beta1: float = Field(0.7, ge=0, lt=1)
+    g_beta2: float = Field(0.999, ge=0, lt=1)
+    d_lr: float = Field(1e-4, gt=0)  # public code: 1e-4, constant
+    d_beta1: float = Field(0.7, ge=0, lt=1)
+    d_beta2: float = Field(0.999, ge=0, lt=1)
+
+
+@dataclass(config=_STRICT)
+class TrainConfig:
+    mode: Mode = "lsd"
+    iterations: int = Field(1500, gt=0)
+    eval_every: int = Field(250, gt=0)  # evaluate on the target val split (and checkpoint) this often, and at the end
+    seed: int = 0
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
+    channels_last: bool = True  # channels_last memory format on CUDA (ignored on CPU)
+    threads: Optional[int] = Field(None, gt=0)  # torch intra-op threads; None = torch's default
+    out_dir: Optional[str] = None  # resolved config, metrics and checkpoints; None = runs/<mode>-<time>
+    keep_checkpoints: int = Field(1, ge=1)  # newest N evaluation checkpoints kept on disk
+    explode_at: Optional[int] = Field(None, ge=0)  # testing aid: make the loss NaN at this iteration
+
+
+@dataclass(config=_STRICT)
+class Config:
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    loss: LossWeights = LossWeights()
+    optim: OptimConfig = OptimConfig()
+    train: TrainConfig = TrainConfig()
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "Config":
+        if self.model.pretrained is not None and self.model.backbone != "vgg16":
+            raise ValueError("model.pretrained is a VGG-16 state_dict: set model.backbone=vgg16 or drop it")
+        return self

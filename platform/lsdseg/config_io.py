@@ -1,0 +1,127 @@
+"""Config layering: dataclass defaults, then an optional YAML file, then `section.key=value` overrides.
+
+Unknown keys and bad values raise `ConfigError` with one line that names the key and the fix.
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from pydantic import TypeAdapter, ValidationError
+
+from lsdseg.config import Config
+
+_ADAPTER = TypeAdapter(Config)
+
+
+class ConfigError(ValueError):
+    """A config that cannot be built; the message is one line that says what to change."""
+
+
+def to_dict(cfg: Config) -> dict[str, Any]:
+    return dataclasses.asdict(cfg)
+
+
+def field_paths(cfg: Config | None = None) -> dict[str, Any]:
+    """Every leaf field as 'section.key' -> current value."""
+    out: dict[str, Any] = {}
+
+    def walk(prefix: str, node: dict[str, Any]) -> None:
+        for key, value in node.items():
+            path = f"{prefix}{key}"
+            if isinstance(value, dict):
+                walk(path + ".", value)
+            else:
+                out[path] = value
+
+    walk("", to_dict(cfg or Config()))
+    return out
+
+
+def parse_override(text: str) -> tuple[str, Any]:
+    """'--train.iterations=50' or 'train.iterations=50' -> ('train.iterations', 50); values are YAML."""
+    body = text[2:] if text.startswith("--") else text
+    if "=" not in body:
+        raise ConfigError(f"override {text!r} has no value: write it as --section.key=value")
+    key, raw = body.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw != "" else None
+    except yaml.YAMLError:
+        value = raw
+    return key.strip(), value
+
+
+def _set_path(tree: dict[str, Any], path: str, value: Any) -> None:
+    parts = path.split(".")
+    node = tree
+    for i, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if not isinstance(child, dict):
+            raise ConfigError(f"unknown config key {'.'.join(parts[: i + 1])!r}: see `lsdseg config` for valid keys")
+        node = child
+    if parts[-1] not in node:
+        raise ConfigError(f"unknown config key {path!r}: see `lsdseg config` for valid keys")
+    if isinstance(node[parts[-1]], dict):
+        raise ConfigError(f"{path!r} is a section: set one of its keys, e.g. --{path}.<key>=value")
+    node[parts[-1]] = value
+
+
+def _merge(tree: dict[str, Any], update: dict[str, Any], prefix: str = "") -> None:
+    for key, value in update.items():
+        path = f"{prefix}{key}"
+        if key not in tree:
+            raise ConfigError(f"unknown config key {path!r}: see `lsdseg config` for valid keys")
+        if isinstance(tree[key], dict) != isinstance(value, dict):
+            kind = "a section: set its keys" if isinstance(tree[key], dict) else "a value, not a section"
+            raise ConfigError(f"{path!r} is {kind}; fix the YAML file or the override")
+        if isinstance(value, dict):
+            _merge(tree[key], value, path + ".")
+        else:
+            tree[key] = value
+
+
+def from_dict(tree: dict[str, Any]) -> Config:
+    """Validate a full or partial nested dict (missing keys take defaults)."""
+    base = to_dict(Config())
+    _merge(base, tree)
+    try:
+        return _ADAPTER.validate_python(base)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "config"
+        got = f" (got {first['input']!r})" if "input" in first and not isinstance(first["input"], dict) else ""
+        msg = first["msg"].removeprefix("Value error, ")
+        raise ConfigError(f"bad value for {where}: {msg}{got}; fix it in the YAML file or the override") from None
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
+    tree: dict[str, Any] = {}
+    if path is not None:
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file {str(path)!r} not found: pass an existing YAML file to --config")
+        try:
+            loaded = yaml.safe_load(path.read_text())
+        except yaml.YAMLError as err:
+            mark = getattr(err, "problem_mark", None)
+            line = f" at line {mark.line + 1}" if mark else ""
+            raise ConfigError(f"config file {str(path)!r} is not valid YAML{line}: fix its syntax") from None
+        if loaded is not None and not isinstance(loaded, dict):
+            raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections (data:, model:, ...)")
+        tree = loaded or {}
+    return with_overrides(tree, overrides)
+
+
+def with_overrides(tree: dict[str, Any], overrides: Iterable[str] = ()) -> Config:
+    """A (partial) config tree, e.g. one stored in a checkpoint, plus `section.key=value` overrides."""
+    base = to_dict(Config())
+    _merge(base, tree)
+    for text in overrides:
+        _set_path(base, *parse_override(text))
+    return from_dict(base)
+
+
+def dump_config(cfg: Config, path: str | Path) -> None:
+    Path(path).write_text(yaml.safe_dump(to_dict(cfg), sort_keys=False))

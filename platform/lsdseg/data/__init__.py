@@ -1,0 +1,64 @@
+"""Datasets by name: the built-in benchmark and GTA5, SYNTHIA, Cityscapes in their distributed layouts."""
+from __future__ import annotations
+
+from pathlib import Path
+from types import ModuleType
+from typing import Callable, Optional
+
+import torch
+
+from lsdseg.config import DataConfig, DomainData
+from lsdseg.data import cityscapes, gta5, synthetic, synthia
+from lsdseg.data.base import DataError, Resize, SegmentationDataset
+from lsdseg.data.labels import PROTOCOLS
+
+MODULES: dict[str, ModuleType] = {"synthetic": synthetic, "gta5": gta5, "synthia": synthia, "cityscapes": cityscapes}
+
+__all__ = ["DataError", "dataset_root", "train_dataset", "val_dataset", "val_loader", "protocol_classes"]
+
+
+def dataset_root(domain: DomainData, cfg: DataConfig, role: str,
+                 progress: Optional[Callable[[int, int], None]] = None) -> Path:
+    """The folder of a domain's data; the built-in benchmark is generated on first use."""
+    if domain.name == "synthetic":
+        cache = Path(cfg.cache_dir).expanduser().resolve() if cfg.cache_dir else None
+        return synthetic.ensure_benchmark(cache, cfg.synthetic_seed, cfg.synthetic_size, progress=progress)
+    if domain.root is None:
+        raise DataError(f"data.{role}.root is not set: point it at the {domain.name} folder (--data.{role}.root=PATH)")
+    # absolute now: a Ray trial may run in another working directory
+    return Path(domain.root).expanduser().resolve()
+
+
+def train_dataset(domain: DomainData, cfg: DataConfig, role: str, labelled: bool) -> SegmentationDataset:
+    module = MODULES[domain.name]
+    root = dataset_root(domain, cfg, role)
+    return SegmentationDataset(
+        module.samples(root, domain.split), module.read_label,
+        module.train_transform(cfg.crop_height, cfg.crop_width), labelled=labelled,
+    )
+
+
+def val_dataset(domain: DomainData, cfg: DataConfig, role: str = "target_val") -> SegmentationDataset:
+    """Whole images resized to the eval size; labels stay at their own resolution."""
+    module = MODULES[domain.name]
+    samples = module.samples(dataset_root(domain, cfg, role), domain.split)
+    if cfg.val_limit is not None:
+        samples = samples[: cfg.val_limit]
+    return SegmentationDataset(samples, module.read_label, Resize(cfg.eval_height, cfg.eval_width))
+
+
+def _collate(items: list[dict[str, torch.Tensor]]) -> dict:
+    return {"image": torch.stack([i["image"] for i in items]), "label": [i["label"] for i in items]}
+
+
+def val_loader(dataset: SegmentationDataset, cfg: DataConfig) -> torch.utils.data.DataLoader:
+    return torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers, collate_fn=_collate)
+
+
+def protocol_classes(cfg: DataConfig) -> tuple[int, ...]:
+    """Which classes enter the mIoU: the benchmark's, SYNTHIA's 16, or Cityscapes' 19."""
+    if cfg.target_val.name == "synthetic":
+        return PROTOCOLS["synthetic8"]
+    if cfg.source.name == "synthia":
+        return PROTOCOLS["synthia16"]
+    return PROTOCOLS["cityscapes19"]

@@ -1,0 +1,182 @@
+"""The dataset shared by every domain, and the public code's crop/resize scheme as transforms.
+
+An item is looked up by `(index, seed)`: the seed drives the random crop, so what a training step sees is
+a pure function of (run seed, step). That is what makes a resumed run see exactly the batches an
+uninterrupted one would, with any number of loader workers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional, Protocol
+
+import numpy as np
+import torch
+from PIL import Image
+
+from lsdseg.data.labels import IGNORE
+
+
+class DataError(ValueError):
+    """A dataset that cannot be read; the message is one line naming the path and the fix."""
+
+
+@dataclass(frozen=True)
+class Sample:
+    image: Path
+    label: Optional[Path]
+
+
+class Transform(Protocol):
+    def __call__(
+        self, image: Image.Image, label: Optional[np.ndarray], rng: np.random.Generator
+    ) -> tuple[Image.Image, Optional[np.ndarray]]: ...
+
+
+def read_rgb(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as img:
+            return img.convert("RGB")
+    except (OSError, ValueError) as err:
+        raise DataError(f"cannot read image {path}: {err}; replace the file or remove it from the dataset") from None
+
+
+@dataclass(frozen=True)
+class RandomCrop:
+    """Random crop of (height, width) after an optional aspect-keeping resize to `resize_width`.
+
+    `margin` keeps the crop that many pixels away from the bottom/right edges (Cityscapes train in the
+    public code: 50). With `need_valid`, crops with no valid label are redrawn (GTA5 in the public code).
+    Labels are always resized with NEAREST (the public code used LANCZOS for GTA5, mixing ids at edges).
+    """
+
+    height: int
+    width: int
+    margin: int = 0
+    resize_width: Optional[int] = None
+    need_valid: bool = False
+    tries: int = 10
+
+    def __call__(self, image, label, rng):
+        if label is not None and label.shape != (image.height, image.width):
+            raise DataError(f"label size {label.shape[::-1]} differs from image size {image.size}: pair the right files")
+        if self.resize_width is not None and image.width != self.resize_width:
+            size = (self.resize_width, round(image.height * self.resize_width / image.width))
+            image = image.resize(size, Image.BILINEAR)
+            if label is not None:
+                label = np.asarray(Image.fromarray(label).resize(size, Image.NEAREST))
+        max_y = image.height - self.height - self.margin
+        max_x = image.width - self.width - self.margin
+        if max_y < 0 or max_x < 0:
+            raise DataError(
+                f"image of {image.width}x{image.height} is smaller than the crop {self.width}x{self.height}"
+                f" (+{self.margin} margin): lower data.crop_height/data.crop_width"
+            )
+        for _ in range(self.tries):
+            y, x = int(rng.integers(0, max_y + 1)), int(rng.integers(0, max_x + 1))
+            crop_label = None if label is None else label[y : y + self.height, x : x + self.width]
+            if not self.need_valid or crop_label is None or (crop_label != IGNORE).any():
+                break
+        return image.crop((x, y, x + self.width, y + self.height)), crop_label
+
+
+@dataclass(frozen=True)
+class Resize:
+    """Whole-image resize for evaluation; labels keep their resolution unless `resize_label`."""
+
+    height: int
+    width: int
+    resize_label: bool = False
+
+    def __call__(self, image, label, rng):
+        if image.size != (self.width, self.height):
+            image = image.resize((self.width, self.height), Image.LANCZOS)
+        if label is not None and self.resize_label and label.shape != (self.height, self.width):
+            label = np.asarray(Image.fromarray(label).resize((self.width, self.height), Image.NEAREST))
+        return image, label
+
+
+def to_tensors(image: Image.Image, label: Optional[np.ndarray]) -> dict[str, torch.Tensor]:
+    """RGB in [0, 1] as float CHW (G and D work in this space; F normalises inside), label as int64 HW."""
+    pixels = torch.from_numpy(np.asarray(image, dtype=np.uint8).copy()).permute(2, 0, 1)
+    item = {"image": pixels.float().div_(255.0)}
+    if label is not None:
+        item["label"] = torch.from_numpy(np.ascontiguousarray(label)).long()
+    return item
+
+
+class SegmentationDataset(torch.utils.data.Dataset):
+    """Images (and train-id labels unless `labelled=False`) from a list of samples."""
+
+    def __init__(
+        self,
+        samples: list[Sample],
+        read_label: Callable[[Path], np.ndarray],
+        transform: Transform,
+        labelled: bool = True,
+    ):
+        if not samples:
+            raise DataError("dataset is empty: check the dataset root and split")
+        self.samples = samples
+        self.read_label = read_label
+        self.transform = transform
+        self.labelled = labelled
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def load(self, index: int) -> tuple[Image.Image, Optional[np.ndarray]]:
+        sample = self.samples[index]
+        label = self.read_label(sample.label) if self.labelled and sample.label is not None else None
+        return read_rgb(sample.image), label
+
+    def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
+        index, seed = key if isinstance(key, tuple) else (key, 0)
+        image, label = self.load(index)
+        image, label = self.transform(image, label, np.random.default_rng(seed))
+        return to_tensors(image, label)
+
+
+# Small helpers shared by the per-dataset modules (gta5, synthia, cityscapes).
+
+
+def check_split(split: str, known: tuple[str, ...], root: Path) -> None:
+    if split not in known:
+        raise DataError(f"unknown split {split!r} for dataset {root}: use one of {', '.join(known)}")
+
+
+def require_dirs(root: Path, *subdirs: str) -> None:
+    """The root first, so a wrong root is reported as such rather than as a missing sub-folder."""
+    holds = " and ".join(f"{s}/" for s in subdirs)
+    for path in (root, *(root / s for s in subdirs)):
+        if not path.is_dir():
+            raise DataError(f"{path} not found: set the dataset root to the folder that holds {holds}")
+
+
+def pair_samples(images: list[Path], label_for: Callable[[Path], Path], where: str) -> list[Sample]:
+    """Sorted image/label samples; only existence is checked here, the label's kind is checked on read."""
+    samples = []
+    for image in sorted(images):
+        label = label_for(image)
+        if not label.is_file():
+            raise DataError(f"image {image} has no label file {label}: add the label or remove the image")
+        samples.append(Sample(image, label))
+    if not samples:
+        raise DataError(f"no images in {where}: check the dataset root and split")
+    return samples
+
+
+def read_id_map(path: Path, table: np.ndarray) -> np.ndarray:
+    """A single-channel 8-bit id PNG ('L', or 'P' whose indices are the ids) mapped through `table`."""
+    try:
+        with Image.open(path) as img:
+            mode = img.mode
+            ids = np.asarray(img) if mode in ("L", "P") else None
+    except (OSError, ValueError) as err:
+        raise DataError(f"cannot read label {path}: {err}; replace the file or remove it from the dataset") from None
+    if ids is None:
+        raise DataError(
+            f"label {path} is a {mode!r} image, not a single-channel id map ('L' or 'P'):"
+            " point the dataset at the labelId PNGs, not the colour ones"
+        )
+    return table[ids]

@@ -1,0 +1,41 @@
+"""Cityscapes (Cordts et al. 2016), fine annotations.
+
+Layout: `<root>/leftImg8bit/{split}/{city}/{stem}_leftImg8bit.png` and
+`<root>/gtFine/{split}/{city}/{stem}_gtFine_labelIds.png` ('L' PNGs of raw labelIds), mapped with
+`labels.CITYSCAPES_ID_TO_TRAIN` (the reference's cityscapes_info.json, shared/reference/lsdseg.md
+section 4). The crop scheme follows the public LSD-seg code (section 3).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lsdseg.data.base import RandomCrop, Sample, check_split, pair_samples, read_id_map, require_dirs
+from lsdseg.data.labels import CITYSCAPES_ID_TO_TRAIN, lookup_table
+
+SPLITS = ("train", "val", "test")
+IMAGE_SUFFIX, LABEL_SUFFIX = "_leftImg8bit.png", "_gtFine_labelIds.png"
+_TABLE = lookup_table(CITYSCAPES_ID_TO_TRAIN, 256)
+
+
+def samples(root: Path, split: str) -> list[Sample]:
+    root = Path(root)
+    check_split(split, SPLITS, root)
+    require_dirs(root, f"leftImg8bit/{split}", f"gtFine/{split}")
+
+    def label_for(image: Path) -> Path:
+        stem = image.name[: -len(IMAGE_SUFFIX)]
+        return root / "gtFine" / split / image.parent.name / f"{stem}{LABEL_SUFFIX}"
+
+    images = list((root / "leftImg8bit" / split).glob(f"*/*{IMAGE_SUFFIX}"))
+    return pair_samples(images, label_for, f"split {split!r} of {root}")
+
+
+def read_label(path: Path) -> np.ndarray:
+    return read_id_map(path, _TABLE)
+
+
+def train_transform(crop_height: int, crop_width: int) -> RandomCrop:
+    # As the public code: crops stay 50 px off the bottom/right edges.
+    return RandomCrop(crop_height, crop_width, margin=50)

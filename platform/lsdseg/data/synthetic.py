@@ -1,0 +1,110 @@
+"""The built-in sim->real benchmark: procedurally generated street scenes in two appearance styles.
+
+Every split holds `size` independent scenes drawn from one geometry distribution (`synthetic_scenes.scene`);
+the source splits are painted in a flat, saturated "synthetic" style, the target splits in a textured,
+lit, blurred and noisy "real" style. An image is a pure function of (seed, split, index), and the
+benchmark is written once into a cache folder on first use.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Callable, Optional
+
+import numpy as np
+from filelock import FileLock
+from PIL import Image
+
+from lsdseg.data.base import DataError, RandomCrop, Sample
+from lsdseg.data.synthetic_scenes import paint_source, paint_target, scene
+
+CLASSES = (0, 1, 2, 5, 8, 10, 11, 13)  # road, sidewalk, building, pole, vegetation, sky, person, car
+SPLITS = ("source_train", "source_val", "target_train", "target_val")
+VERSION = "v1"  # bump when the generator changes: the cache folder name carries it
+
+
+def render(seed: int, split: str, index: int, height: int = 80, width: int = 160) -> tuple[np.ndarray, np.ndarray]:
+    """(HxWx3 uint8 image, HxW uint8 train-id label) of one scene; a pure function of its arguments."""
+    if split not in SPLITS:
+        raise DataError(f"unknown synthetic split {split!r}: use one of {', '.join(SPLITS)}")
+    number = SPLITS.index(split)
+    sc = scene(np.random.default_rng([seed, number, index, 0]), height, width)
+    paint = paint_source if split.startswith("source") else paint_target
+    return paint(sc, np.random.default_rng([seed, number, index, 1])), sc.label
+
+
+def benchmark_dir(cache_dir: Optional[Path], seed: int, size: int, height: int = 80, width: int = 160) -> Path:
+    base = Path(cache_dir) if cache_dir is not None else Path.home() / ".cache" / "lsdseg"
+    return base / f"synthetic-{VERSION}-seed{seed}-n{size}-{height}x{width}"
+
+
+def ensure_benchmark(
+    cache_dir: Optional[Path],
+    seed: int,
+    size: int,
+    height: int = 80,
+    width: int = 160,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> Path:
+    """The benchmark folder (<split>/{index:05d}_image.png, _label.png), generated on first use only.
+
+    Parallel callers serialise on a lock file next to the folder; the images are written into a
+    temporary sibling that is renamed into place when complete, so a half-written cache is never seen.
+    """
+    root = benchmark_dir(cache_dir, seed, size, height, width)
+    if root.is_dir():
+        return root
+    root.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(root) + ".lock"):
+        if root.is_dir():  # another process finished it while we waited
+            return root
+        tmp = root.with_name(root.name + ".tmp")
+        if tmp.exists():  # left by a process that died mid-way (we hold the lock)
+            shutil.rmtree(tmp)
+        total = len(SPLITS) * size
+        done = 0
+        for split in SPLITS:
+            folder = tmp / split
+            folder.mkdir(parents=True)
+            for index in range(size):
+                image, label = render(seed, split, index, height, width)
+                Image.fromarray(image).save(folder / f"{index:05d}_image.png", compress_level=1)
+                Image.fromarray(label).save(folder / f"{index:05d}_label.png", compress_level=1)
+                done += 1
+                if progress is not None:
+                    progress(done, total)
+        os.replace(tmp, root)
+    return root
+
+
+def samples(root: Path, split: str) -> list[Sample]:
+    """The (image, label) pairs of one split of a folder made by `ensure_benchmark`."""
+    if split not in SPLITS:
+        raise DataError(f"unknown synthetic split {split!r}: use one of {', '.join(SPLITS)}")
+    folder = Path(root) / split
+    if not folder.is_dir():
+        raise DataError(f"synthetic split folder {folder} is missing: delete {root} to regenerate it")
+    out = []
+    for image in sorted(folder.glob("*_image.png")):
+        label = image.with_name(image.name[: -len("_image.png")] + "_label.png")
+        if not label.is_file():
+            raise DataError(f"label {label} is missing for {image}: delete {root} to regenerate it")
+        out.append(Sample(image=image, label=label))
+    if not out:
+        raise DataError(f"synthetic split folder {folder} holds no images: delete {root} to regenerate it")
+    return out
+
+
+def read_label(path: Path) -> np.ndarray:
+    """HxW uint8 train ids (the label PNGs store train ids directly)."""
+    try:
+        with Image.open(path) as img:
+            return np.asarray(img.convert("L"), dtype=np.uint8).copy()
+    except (OSError, ValueError) as err:
+        raise DataError(f"cannot read label {path}: {err}; delete the synthetic cache folder to regenerate it") from None
+
+
+def train_transform(crop_height: int, crop_width: int) -> RandomCrop:
+    """A plain random crop (the scenes already have the benchmark's resolution)."""
+    return RandomCrop(crop_height, crop_width)

@@ -1,0 +1,31 @@
+"""What goes with every run for reproducibility: git sha, versions, host facts."""
+from __future__ import annotations
+
+import platform as host  # the standard library's, not this repo's source folder
+import subprocess
+from pathlib import Path
+
+import torch
+
+import lsdseg
+
+
+def git_sha() -> str:
+    """The commit of the code being run ('+dirty' with uncommitted changes), or 'unknown' outside git."""
+    here = Path(lsdseg.__file__).resolve().parent
+    try:
+        sha = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True, timeout=5, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=here, capture_output=True, text=True, timeout=5).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return sha + ("+dirty" if dirty else "")
+
+
+def run_info(device: torch.device) -> dict[str, str]:
+    return {
+        "git_sha": git_sha(),
+        "lsdseg": lsdseg.__version__,
+        "torch": torch.__version__,
+        "python": host.python_version(),
+        "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
+    }

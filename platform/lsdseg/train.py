@@ -1,0 +1,181 @@
+"""`run_training(cfg, report=...)`: one LSD-seg, source-only or target-oracle run in plain PyTorch.
+
+No Ray, MLflow or Optuna here: a sweep wraps this function, and `report` is its only hook. Every
+`train.eval_every` iterations (and at the end) the target validation split is evaluated, a checkpoint is
+written, and `report` receives the mIoU, per-class IoU, mean losses and the checkpoint's path. A NaN or
+inf loss ends the run with status "diverged" instead of a crash.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from collections import defaultdict
+from contextlib import nullcontext
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Literal, Optional
+
+import torch
+from tqdm import tqdm
+
+from lsdseg import checkpoint
+from lsdseg.config import Config
+from lsdseg.config_io import dump_config, to_dict
+from lsdseg.data import protocol_classes, train_dataset, val_dataset, val_loader
+from lsdseg.data.sampling import endless_batches
+from lsdseg.evaluate import evaluate
+from lsdseg.models import build_nets
+from lsdseg.optim import build_optimizers, set_f_lr
+from lsdseg.runinfo import run_info
+from lsdseg.step import train_step
+
+
+@dataclass(frozen=True)
+class EvalReport:
+    step: int
+    miou: float
+    per_class_iou: dict[str, float]
+    losses: dict[str, float]  # mean of each loss term since the previous evaluation
+    checkpoint: Optional[str]  # path of the checkpoint written at this evaluation
+
+
+@dataclass(frozen=True)
+class RunResult:
+    status: Literal["completed", "diverged"]
+    step: int
+    miou: float  # at the last evaluation (NaN if none ran)
+    best_miou: float
+    out_dir: str
+    message: str
+    history: list[EvalReport] = field(default_factory=list)
+
+
+Report = Callable[[EvalReport], None]
+
+
+class ResumeError(ValueError):
+    """A checkpoint that cannot continue this config; one line with the fix."""
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError("train.device=cuda but no CUDA device is visible: use train.device=auto or cpu")
+    return torch.device(name)
+
+
+def _autocast(device: torch.device, bf16: bool) -> Callable:
+    if device.type == "cuda" and bf16:
+        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext
+
+
+def _resume_state(path: Path | str, cfg: Config) -> dict:
+    state = checkpoint.load(path)
+    mine = to_dict(cfg)
+    for section in ("model",):
+        if state["config"][section] != mine[section]:
+            raise ResumeError(f"checkpoint {path} was trained with another {section} config: resume with the config it was written with")
+    if state["config"]["train"]["mode"] != cfg.train.mode:
+        raise ResumeError(f"checkpoint {path} is a {state['config']['train']['mode']!r} run: resume it with train.mode={state['config']['train']['mode']}")
+    return state
+
+
+def _prune(ckpt_dir: Path, keep: int) -> None:
+    for old in sorted(ckpt_dir.glob("step_*"))[:-keep]:
+        for f in old.iterdir():
+            f.unlink()
+        old.rmdir()
+
+
+def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | str | None = None, progress: bool = False) -> RunResult:
+    t = cfg.train
+    if t.threads is not None:
+        torch.set_num_threads(t.threads)
+    device = resolve_device(t.device)
+    if t.out_dir is None:
+        cfg = replace(cfg, train=replace(t, out_dir=f"runs/{t.mode}-{time.strftime('%Y%m%d-%H%M%S')}"))
+        t = cfg.train
+    out = Path(t.out_dir).expanduser().resolve()
+    if resume is None and (out / "metrics.jsonl").exists():
+        raise ResumeError(f"{out} already holds a run: pick a new train.out_dir, or continue it with --resume")
+    out.mkdir(parents=True, exist_ok=True)
+    ckpt_dir = out / "checkpoints"
+    adapt = t.mode == "lsd"
+
+    torch.manual_seed(t.seed)
+    nets = build_nets(cfg.model, adapt)
+    channels_last = device.type == "cuda" and t.channels_last
+    for net in nets.named().values():
+        net.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format).train()
+    opts = build_optimizers(nets, cfg.optim)
+    start, history = 0, []
+    if resume is not None:
+        state = _resume_state(resume, cfg)
+        checkpoint.restore(state, nets, opts)  # optimizer state lands on its parameters' device
+        start = state["step"]
+        history = [EvalReport(**h) for h in state["history"]]
+    autocast = _autocast(device, t.bf16)
+
+    dump_config(cfg, out / "config.yaml")
+    (out / "run.json").write_text(json.dumps({**run_info(device), "seed": t.seed, "resumed_from": str(resume) if resume else None}, indent=2))
+
+    # Unpaired domains: one endless stream each; the oracle's labelled stream is the target's train split.
+    labelled_domain, role = (cfg.data.target, "target") if t.mode == "target_oracle" else (cfg.data.source, "source")
+    # stream seeds 2s and 2s+1: distinct for every run seed s, so the two domains never share an order
+    labelled = endless_batches(train_dataset(labelled_domain, cfg.data, role, labelled=True), cfg.data.batch_size, t.seed * 2, start, cfg.data.num_workers)
+    unlabelled = None
+    if adapt:
+        unlabelled = endless_batches(train_dataset(cfg.data.target, cfg.data, "target", labelled=False), cfg.data.batch_size, t.seed * 2 + 1, start, cfg.data.num_workers)
+    val = val_loader(val_dataset(cfg.data.target_val, cfg.data), cfg.data)
+    classes = protocol_classes(cfg.data)
+
+    sums: dict[str, float] = defaultdict(float)
+    count = 0
+    status, message = "completed", f"completed {t.iterations} iterations"
+    bar = tqdm(total=t.iterations, initial=start, disable=not progress, desc=t.mode, unit="it", dynamic_ncols=True)
+    step = start
+    for step in range(start + 1, t.iterations + 1):
+        set_f_lr(opts.f, cfg.optim, step)
+        batch = next(labelled)
+        x_s, y_s = batch["image"].to(device, non_blocking=True), batch["label"].to(device, non_blocking=True)
+        x_t = next(unlabelled)["image"].to(device, non_blocking=True) if adapt else None
+        if channels_last:
+            x_s = x_s.contiguous(memory_format=torch.channels_last)
+            x_t = x_t.contiguous(memory_format=torch.channels_last) if x_t is not None else None
+        if step == t.explode_at:
+            x_s = x_s * float("nan")  # testing aid: a real NaN flowing through the networks
+        losses = train_step(nets, opts, x_s, y_s, x_t, cfg.loss, autocast)
+        values = torch.stack([v.float() for v in losses.values()]).cpu()  # one device sync per step
+        if not bool(torch.isfinite(values).all()):
+            bad = next(k for k, v in zip(losses, values) if not math.isfinite(float(v)))
+            status, message = "diverged", f"{bad} became {float(values[list(losses).index(bad)])} at iteration {step}"
+            break
+        for k, v in zip(losses, values.tolist()):
+            sums[k] += v
+        count += 1
+        bar.update(1)
+        if step % t.eval_every == 0 or step == t.iterations:
+            ev = evaluate(nets.f, val, device, autocast, classes, channels_last)
+            path = ckpt_dir / f"step_{step:07d}" / "checkpoint.pt"
+            rep = EvalReport(step, ev.miou, ev.per_class_iou, {k: v / count for k, v in sums.items()}, str(path))
+            history.append(rep)
+            checkpoint.save(path, nets, opts, step, to_dict(cfg), {"history": [asdict(h) for h in history]})
+            _prune(ckpt_dir, t.keep_checkpoints)
+            with open(out / "metrics.jsonl", "a") as f:
+                f.write(json.dumps(asdict(rep)) + "\n")
+            bar.set_postfix(miou=f"{ev.miou:.3f}", loss_f=f"{rep.losses['loss_f']:.3f}")
+            if report is not None:
+                report(rep)
+            sums.clear()
+            count = 0
+    bar.close()
+    mious = [h.miou for h in history]
+    result = RunResult(
+        status, step, mious[-1] if mious else float("nan"), max(mious) if mious else float("nan"),
+        str(out), message, history,
+    )
+    (out / "summary.json").write_text(json.dumps({k: v for k, v in asdict(result).items() if k != "history"}, indent=2))
+    return result

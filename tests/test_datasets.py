@@ -1,0 +1,194 @@
+"""The GTA5, SYNTHIA and Cityscapes readers, on tiny trees written in the real file formats."""
+from __future__ import annotations
+
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Callable
+
+import cv2
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from lsdseg.data import cityscapes, gta5, synthia
+from lsdseg.data.base import DataError, RandomCrop, SegmentationDataset
+from lsdseg.data.labels import IGNORE
+
+CROP_H, CROP_W = 16, 32
+
+
+def write_palette(path: Path, ids: np.ndarray) -> None:
+    img = Image.fromarray(ids.astype(np.uint8), "P")
+    img.putpalette(list(np.random.default_rng(0).integers(0, 256, 768)))
+    img.save(path)
+
+
+def write_gray(path: Path, ids: np.ndarray) -> None:
+    Image.fromarray(ids.astype(np.uint8), "L").save(path)
+
+
+def write_synthia(path: Path, ids: np.ndarray) -> None:
+    # cv2 writes BGR: the class id goes to index 2 (R); B and G get decoys so a wrong channel shows.
+    raw = np.stack([np.full_like(ids, 21), np.full_like(ids, 1234), ids], axis=-1).astype(np.uint16)
+    assert cv2.imwrite(str(path), raw)
+
+
+@dataclass(frozen=True)
+class Layout:
+    module: ModuleType
+    image: str  # path patterns relative to the root, filled with the stem
+    label: str
+    write_label: Callable[[Path, np.ndarray], None]
+    size: tuple[int, int]  # width, height: room for the module's crop scheme at CROP_H x CROP_W
+    stems: tuple[str, ...]  # a few stems of the "train" split
+    subdir: str  # a folder samples() requires
+    valid_id: int  # a raw id that maps to a train id
+
+    def build(self, root: Path, stems=None, ids: np.ndarray | None = None) -> None:
+        w, h = self.size
+        for i, stem in enumerate(stems or self.stems):
+            image, label = root / self.image.format(stem), root / self.label.format(stem)
+            image.parent.mkdir(parents=True, exist_ok=True)
+            label.parent.mkdir(parents=True, exist_ok=True)
+            pixels = np.random.default_rng(i).integers(0, 256, (h, w, 3), dtype=np.uint8)
+            Image.fromarray(pixels).save(image)
+            self.write_label(label, np.full((h, w), self.valid_id) if ids is None else ids)
+
+
+LAYOUTS = {
+    "gta5": Layout(gta5, "images/{}.png", "labels/{}.png", write_palette, (96, 48), ("00001", "00002", "00003"),
+                   "labels", 7),
+    "synthia": Layout(synthia, "RGB/{}.png", "GT/LABELS/{}.png", write_synthia, (96, 48),
+                      ("0000000", "0000001", "0000002"), "GT/LABELS", 3),
+    "cityscapes": Layout(cityscapes, "leftImg8bit/{}_leftImg8bit.png", "gtFine/{}_gtFine_labelIds.png", write_gray,
+                         (128, 96), ("train/aachen/aachen_000000_000019", "train/bremen/bremen_000000_000019"),
+                         "gtFine/train", 7),
+}
+
+SPLITS = [
+    ("gta5", ["00001", "15188", "17705", "20801", "20860", "23999", "24000", "24966", "00002"],
+     {"train": ["00001", "00002", "23999"], "val": ["24000", "24966"]}),
+    ("synthia", ["0009300", "0000000", "0009299", "0009399"],
+     {"train": ["0000000", "0009299"], "val": ["0009300", "0009399"]}),
+    ("cityscapes", ["train/zurich/zurich_000000_000019", "train/aachen/aachen_000001_000019",
+                    "train/aachen/aachen_000000_000019", "val/lindau/lindau_000000_000019"],
+     {"train": ["train/aachen/aachen_000000_000019", "train/aachen/aachen_000001_000019",
+                "train/zurich/zurich_000000_000019"], "val": ["val/lindau/lindau_000000_000019"]}),
+]
+
+
+@pytest.mark.parametrize("name,stems,expected", SPLITS, ids=[s[0] for s in SPLITS])
+def test_splits_pair_and_sort(tmp_path, name, stems, expected):
+    layout = LAYOUTS[name]
+    layout.build(tmp_path, stems, np.zeros((layout.size[1], layout.size[0]), int))
+    if name != "cityscapes":
+        expected = {**expected, "all": sorted(stems)}
+    for split, want in expected.items():
+        got = layout.module.samples(tmp_path, split)
+        assert [s.image for s in got] == [tmp_path / layout.image.format(stem) for stem in want], split
+        assert [s.label for s in got] == [tmp_path / layout.label.format(stem) for stem in want], split
+
+
+MAPPINGS = [
+    ("gta5", [7, 26, 0, 33, 255, 34], [0, 13, IGNORE, 18, IGNORE, IGNORE]),
+    ("cityscapes", [7, 26, 0, 33, 255, 34], [0, 13, IGNORE, 18, IGNORE, IGNORE]),
+    ("synthia", [8, 16, 3, 0, 8 + 256, 21], [13, IGNORE, 0, IGNORE, IGNORE, 3]),
+]
+
+
+@pytest.mark.parametrize("name,raw,train_ids", MAPPINGS, ids=[m[0] for m in MAPPINGS])
+def test_label_mapping(tmp_path, name, raw, train_ids):
+    path = tmp_path / "label.png"
+    LAYOUTS[name].write_label(path, np.array([raw, raw[::-1]]))
+    label = LAYOUTS[name].module.read_label(path)
+    assert label.dtype == np.uint8
+    np.testing.assert_array_equal(label, np.array([train_ids, train_ids[::-1]], dtype=np.uint8))
+
+
+def test_gta5_reads_gray_labels_too(tmp_path):
+    write_gray(tmp_path / "l.png", np.array([[7, 26]]))
+    np.testing.assert_array_equal(gta5.read_label(tmp_path / "l.png"), [[0, 13]])
+
+
+def make_dataset(layout: Layout, root: Path, transform=None, ids=None) -> SegmentationDataset:
+    layout.build(root, ids=ids)
+    transform = transform or layout.module.train_transform(CROP_H, CROP_W)
+    return SegmentationDataset(layout.module.samples(root, "train"), layout.module.read_label, transform)
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_train_items_are_seeded_crops(tmp_path, name):
+    data = make_dataset(LAYOUTS[name], tmp_path)
+    item = data[(1, 5)]
+    assert item["image"].shape == (3, CROP_H, CROP_W) and item["image"].dtype == torch.float32
+    assert 0.0 <= item["image"].min() and item["image"].max() <= 1.0
+    assert item["label"].shape == (CROP_H, CROP_W) and item["label"].dtype == torch.int64
+    assert (item["label"] == 0).all()  # every layout's valid_id is road
+    assert torch.equal(data[(1, 5)]["image"], item["image"])
+    assert any(not torch.equal(data[(1, seed)]["image"], item["image"]) for seed in range(6, 12))
+
+
+def test_gta5_crops_hold_a_valid_label_when_needed(tmp_path):
+    w, h = LAYOUTS["gta5"].size
+    ids = np.zeros((h, w), int)
+    ids[:, :24] = 7  # road in the left quarter only: about half of the crops miss it
+    valid = make_dataset(LAYOUTS["gta5"], tmp_path, ids=ids)
+    blind = SegmentationDataset(valid.samples, valid.read_label, RandomCrop(CROP_H, CROP_W, resize_width=2 * CROP_W))
+    seeds = range(20)
+    assert all((valid[(0, s)]["label"] != IGNORE).any() for s in seeds)
+    assert not all((blind[(0, s)]["label"] != IGNORE).any() for s in seeds)
+
+
+def break_tree(layout: Layout, root: Path, case: str) -> tuple[Path, str, Path]:
+    """Spoils a built tree; returns (root to read, split, the path the error must name)."""
+    first = layout.stems[0]
+    if case == "no root":
+        return root / "missing", "train", root / "missing"
+    if case == "no folder":
+        shutil.rmtree(root / layout.subdir)
+        return root, "train", root / layout.subdir
+    if case == "no label":
+        (root / layout.label.format(first)).unlink()
+        return root, "train", root / layout.image.format(first)
+    if case == "empty split":
+        for stem in layout.stems:
+            (root / layout.image.format(stem)).unlink()
+        return root, "train", root
+    return root, "training", root  # unknown split
+
+
+@pytest.mark.parametrize("case", ["no root", "no folder", "no label", "empty split", "unknown split"])
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_samples_errors_name_the_path(tmp_path, name, case):
+    layout = LAYOUTS[name]
+    layout.build(tmp_path)
+    root, split, culprit = break_tree(layout, tmp_path, case)
+    with pytest.raises(DataError) as err:
+        layout.module.samples(root, split)
+    assert "\n" not in str(err.value) and str(culprit) in str(err.value)
+
+
+def rgb_png(path, h=4, w=4):
+    Image.fromarray(np.zeros((h, w, 3), np.uint8)).save(path)
+
+
+WRONG_LABELS = [
+    ("gta5", rgb_png),
+    ("gta5", lambda p: Image.fromarray(np.zeros((4, 4), np.uint16)).save(p)),  # 16-bit gray
+    ("cityscapes", lambda p: Image.fromarray(np.zeros((4, 4, 4), np.uint8), "RGBA").save(p)),  # *_color.png
+    ("synthia", lambda p: cv2.imwrite(str(p), np.zeros((4, 4, 3), np.uint8))),  # 8-bit colour
+    ("synthia", lambda p: cv2.imwrite(str(p), np.zeros((4, 4), np.uint16))),  # single channel
+    *[(name, lambda p: p.write_bytes(b"not a png")) for name in LAYOUTS],
+]
+
+
+@pytest.mark.parametrize("name,write", WRONG_LABELS)
+def test_wrong_label_kind_is_reported(tmp_path, name, write):
+    path = tmp_path / "label.png"
+    write(path)
+    with pytest.raises(DataError) as err:
+        LAYOUTS[name].module.read_label(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
