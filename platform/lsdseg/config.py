@@ -28,14 +28,14 @@ class DomainData:
 
     name: DatasetName = "synthetic"
     root: Optional[str] = None  # dataset folder in its distributed layout; None for the built-in benchmark
-    split: str = "train"
+    split: Optional[str] = None  # None: the dataset's train split (source, target) or val split (target_val)
 
 
 @dataclass(config=_STRICT)
 class DataConfig:
-    source: DomainData = DomainData(name="synthetic", split="source_train")
-    target: DomainData = DomainData(name="synthetic", split="target_train")
-    target_val: DomainData = DomainData(name="synthetic", split="target_val")
+    source: DomainData = DomainData()
+    target: DomainData = DomainData()
+    target_val: DomainData = DomainData()
     crop_height: int = Field(64, gt=0)  # training crop; public code: 320
     crop_width: int = Field(128, gt=0)  # public code: 640
     eval_height: int = Field(80, gt=0)  # eval input is resized to this; public code: 320 (paper: 512)

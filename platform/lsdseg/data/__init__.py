@@ -29,11 +29,20 @@ def dataset_root(domain: DomainData, cfg: DataConfig, role: str,
     return Path(domain.root).expanduser().resolve()
 
 
+def split_of(domain: DomainData, role: str) -> str:
+    """The configured split, else the dataset's own train split (source, target) or val split (target_val)."""
+    if domain.split is not None:
+        return domain.split
+    if domain.name == "synthetic":
+        return "source_train" if role == "source" else "target_train" if role == "target" else "target_val"
+    return "val" if role == "target_val" else "train"
+
+
 def train_dataset(domain: DomainData, cfg: DataConfig, role: str, labelled: bool) -> SegmentationDataset:
     module = MODULES[domain.name]
     root = dataset_root(domain, cfg, role)
     return SegmentationDataset(
-        module.samples(root, domain.split), module.read_label,
+        module.samples(root, split_of(domain, role)), module.read_label,
         module.train_transform(cfg.crop_height, cfg.crop_width), labelled=labelled,
     )
 
@@ -41,7 +50,7 @@ def train_dataset(domain: DomainData, cfg: DataConfig, role: str, labelled: bool
 def val_dataset(domain: DomainData, cfg: DataConfig, role: str = "target_val") -> SegmentationDataset:
     """Whole images resized to the eval size; labels stay at their own resolution."""
     module = MODULES[domain.name]
-    samples = module.samples(dataset_root(domain, cfg, role), domain.split)
+    samples = module.samples(dataset_root(domain, cfg, role), split_of(domain, role))
     if cfg.val_limit is not None:
         samples = samples[: cfg.val_limit]
     return SegmentationDataset(samples, module.read_label, Resize(cfg.eval_height, cfg.eval_width))

@@ -1,0 +1,53 @@
+"""The `lsdseg` command as a user runs it: smoke training, eval of its checkpoint, one-line errors."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+
+def lsdseg(*args, cwd):
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([sys.executable, "-m", "lsdseg.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+
+
+@pytest.mark.slow
+def test_smoke_train_then_eval(tmp_path, cache_dir):
+    run = lsdseg("train", "--smoke-test", f"--data.cache_dir={cache_dir}", "--train.threads=1", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "target mIoU (8 classes) at iteration 2" in run.stdout
+    ckpt = next(line.split(": ", 1)[1] for line in run.stdout.splitlines() if line.startswith("checkpoint: "))
+    assert ckpt.startswith(str(tmp_path / "runs"))  # default run folder under the working directory
+
+    ev = lsdseg("eval", "--checkpoint", ckpt, cwd=tmp_path)
+    assert ev.returncode == 0, ev.stderr
+    assert "checkpoint step 2" in ev.stdout and "road" in ev.stdout
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--train.iterationz=5"], "unknown config key 'train.iterationz'"),
+    (["train", "--loss.f_adv=lots"], "bad value for loss.f_adv"),
+    (["train", "stray"], "unexpected argument 'stray'"),
+    (["train", "--config", "missing.yaml"], "not found"),
+    (["train", "--data.source.name=gta5", "--train.iterations=1"], "data.source.root is not set"),
+    (["train", "--data.source.name=gta5", "--data.source.root=/no/such/gta"], "/no/such/gta not found"),
+    (["eval", "--checkpoint", "missing.pt"], "checkpoint missing.pt not found"),
+])
+def test_bad_input_is_one_line_without_traceback(tmp_path, args, message):
+    run = lsdseg(*args, cwd=tmp_path)
+    assert run.returncode == 1
+    lines = run.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0] and "Traceback" not in run.stderr
+
+
+def test_wrong_kind_of_checkpoint(tmp_path):
+    (tmp_path / "other.pt").write_bytes(b"not a checkpoint")
+    run = lsdseg("eval", "--checkpoint", "other.pt", cwd=tmp_path)
+    assert run.returncode == 1 and "cannot be read" in run.stderr and len(run.stderr.strip().splitlines()) == 1
+
+
+def test_config_prints_every_key(tmp_path):
+    run = lsdseg("config", "--loss.g_rec=0.5", cwd=tmp_path)
+    assert run.returncode == 0 and "g_rec: 0.5" in run.stdout and "f_bias_lr_mult" in run.stdout

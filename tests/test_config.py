@@ -1,0 +1,68 @@
+"""Config layering and validation: defaults < YAML < overrides; unknown keys and bad values are one-line errors."""
+from __future__ import annotations
+
+import pytest
+
+from lsdseg.config import Config
+from lsdseg.config_io import ConfigError, dump_config, field_paths, load_config
+
+
+def test_layers_apply_in_order(tmp_path):
+    path = tmp_path / "c.yaml"
+    path.write_text("loss:\n  f_adv: 0.5\ntrain:\n  iterations: 10\n")
+    cfg = load_config(path, ["--train.iterations=20", "optim.g_lr=3e-4"])
+    assert (cfg.loss.f_adv, cfg.train.iterations, cfg.optim.g_lr) == (0.5, 20, 3e-4)
+    assert cfg.loss.g_rec == Config().loss.g_rec
+
+
+def test_round_trip_through_yaml(tmp_path):
+    cfg = load_config(overrides=["--loss.g_rec=0.25", "--data.source.name=gta5", "--data.source.root=/x"])
+    dump_config(cfg, tmp_path / "resolved.yaml")
+    assert load_config(tmp_path / "resolved.yaml") == cfg
+
+
+def test_config_is_frozen():
+    with pytest.raises(Exception):
+        Config().train.iterations = 5
+
+
+def test_every_paper_coefficient_is_a_field():
+    paths = set(field_paths())
+    for name in ("loss.f_adv", "loss.f_aux", "loss.g_adv", "loss.g_aux", "loss.g_rec", "loss.d_aux",
+                 "optim.f_lr", "optim.g_lr", "optim.d_lr", "optim.f_beta1", "optim.g_beta1", "optim.d_beta1",
+                 "optim.f_bias_lr_mult", "optim.f_lr_decay", "optim.f_lr_decay_every"):
+        assert name in paths
+
+
+@pytest.mark.parametrize("overrides, message", [
+    (["--train.iterationz=3"], "unknown config key 'train.iterationz'"),
+    (["--nosuch.key=3"], "unknown config key 'nosuch'"),
+    (["--train.iterations=abc"], "bad value for train.iterations"),
+    (["--optim.f_lr=-1"], "bad value for optim.f_lr"),
+    (["--train.mode=adapt"], "bad value for train.mode"),
+    (["--data=3"], "'data' is a section"),
+    (["--train.iterations"], "has no value"),
+    (["--model.pretrained=/w.pth"], "set model.backbone=vgg16"),
+])
+def test_bad_input_is_one_line(overrides, message):
+    with pytest.raises(ConfigError) as err:
+        load_config(overrides=overrides)
+    assert message in str(err.value) and "\n" not in str(err.value)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("train: [1, 2", "not valid YAML at line"),
+    ("- 1\n- 2\n", "must hold a mapping"),
+    ("train:\n  bogus: 1\n", "unknown config key 'train.bogus'"),
+    ("train: 3\n", "is a section"),
+])
+def test_bad_yaml_files(tmp_path, text, message):
+    path = tmp_path / "bad.yaml"
+    path.write_text(text)
+    with pytest.raises(ConfigError, match=message):
+        load_config(path)
+
+
+def test_missing_file():
+    with pytest.raises(ConfigError, match="not found"):
+        load_config("/nonexistent/config.yaml")

@@ -1,0 +1,87 @@
+"""run_training end to end on the built-in benchmark (tiny): resume exactness, divergence, modes, guards."""
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import pytest
+import torch
+
+from lsdseg import checkpoint
+from lsdseg.data import synthetic, train_dataset
+from lsdseg.train import ResumeError, run_training
+
+
+def _losses(out_dir):
+    return [json.loads(line)["losses"] for line in open(f"{out_dir}/metrics.jsonl")]
+
+
+@pytest.mark.slow
+def test_resumed_run_continues_exactly(tiny_cfg, tmp_path):
+    straight = tiny_cfg(train={"out_dir": str(tmp_path / "straight")})
+    full = run_training(straight)
+
+    first = run_training(replace(straight, train=replace(straight.train, iterations=2, out_dir=str(tmp_path / "resumed"))))
+    resumed = run_training(replace(straight, train=replace(straight.train, out_dir=str(tmp_path / "resumed"))),
+                           resume=first.history[-1].checkpoint)
+
+    assert resumed.step == full.step == 4
+    assert _losses(tmp_path / "resumed") == _losses(tmp_path / "straight")  # same losses at steps 2 and 4
+    assert resumed.miou == full.miou
+    a = checkpoint.load(full.history[-1].checkpoint)["nets"]
+    b = checkpoint.load(resumed.history[-1].checkpoint)["nets"]
+    assert all(torch.equal(a[n][k], b[n][k]) for n in a for k in a[n])
+
+
+def test_reports_each_evaluation_with_a_checkpoint(tiny_cfg):
+    reports = []
+    result = run_training(tiny_cfg(), report=reports.append)
+    assert [r.step for r in reports] == [2, 4] and result.status == "completed"
+    last = reports[-1]
+    assert 0.0 <= last.miou <= 1.0 and set(last.per_class_iou) == {"road", "sidewalk", "building", "pole", "vegetation", "sky", "person", "car"}
+    assert {"loss_d", "loss_g", "loss_f", "loss_f_src_seg"} <= set(last.losses)
+    state = checkpoint.load(last.checkpoint)
+    assert state["step"] == 4 and set(state["nets"]) == {"f", "g", "d"} and set(state["optims"]) == {"f", "g", "d"}
+    assert state["config"]["train"]["seed"] == 0
+
+
+def test_nan_loss_ends_the_run_as_diverged(tiny_cfg):
+    result = run_training(tiny_cfg(train={"explode_at": 3}))
+    assert result.status == "diverged" and result.step == 3
+    assert "at iteration 3" in result.message
+    assert [h.step for h in result.history] == [2]
+
+
+@pytest.mark.parametrize("mode, nets", [("source_only", {"f"}), ("target_oracle", {"f"})])
+def test_supervised_modes_share_the_code_path(tiny_cfg, mode, nets):
+    result = run_training(tiny_cfg(train={"mode": mode}))
+    assert result.status == "completed"
+    assert set(checkpoint.load(result.history[-1].checkpoint)["nets"]) == nets
+
+
+def test_target_labels_never_enter_lsd_training(tiny_cfg, monkeypatch):
+    cfg = tiny_cfg()
+    read = synthetic.read_label
+
+    def guarded(path):
+        assert "target_train" not in str(path), "a target training label was read"
+        return read(path)
+
+    monkeypatch.setattr(synthetic, "read_label", guarded)
+    target = train_dataset(cfg.data.target, cfg.data, "target", labelled=False)
+    assert "label" not in target[(0, 1)]
+    assert run_training(cfg).status == "completed"
+
+
+def test_refuses_to_overwrite_a_finished_run(tiny_cfg):
+    cfg = tiny_cfg(train={"iterations": 2})
+    run_training(cfg)
+    with pytest.raises(ResumeError, match="already holds a run"):
+        run_training(cfg)
+
+
+def test_resume_with_another_model_is_refused(tiny_cfg, tmp_path):
+    first = run_training(tiny_cfg(train={"iterations": 2}))
+    other = tiny_cfg(model={"g_width": 8}, train={"out_dir": str(tmp_path / "other")})
+    with pytest.raises(ResumeError, match="another model config"):
+        run_training(other, resume=first.history[-1].checkpoint)
