@@ -66,3 +66,16 @@ def test_bad_yaml_files(tmp_path, text, message):
 def test_missing_file():
     with pytest.raises(ConfigError, match="not found"):
         load_config("/nonexistent/config.yaml")
+
+
+def test_packaged_configs_layer_in_order():
+    cfg = load_config(["vgg16", "gta5"], ["--data.source.root=/gta"])
+    assert (cfg.model.backbone, cfg.data.source.name, cfg.data.source.root, cfg.optim.f_lr) == ("vgg16", "gta5", "/gta", 1e-5)
+    assert load_config(["vgg16", "synthia"]).data.source.name == "synthia"
+
+
+def test_public_code_weights_follow_from_the_reference_sizes():
+    w = load_config("public_code_weights").loss
+    d_locations = 40 * 80  # D's grid at the public code's 320x640 crop (test_models checks it)
+    assert w.g_rec == 1 / d_locations and w.g_adv == 0.1 and w.g_aux == 1.0
+    assert w.f_adv == w.f_aux == 0.1 * d_locations / (320 * 640)

@@ -62,18 +62,21 @@ def main() -> None:
     """LSD-seg: sim-to-real semantic segmentation (Sankaranarayanan et al., CVPR 2018)."""
 
 
+CONFIG_HELP = "YAML file of config sections, or a packaged config's name; repeat to layer (later wins)."
+
+
 @main.command(context_settings=EXTRA)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML file of config sections.")
+@click.option("--config", "config_paths", multiple=True, help=CONFIG_HELP)
 @click.option("--resume", type=click.Path(dir_okay=False), help="Continue from this checkpoint.")
 @click.option("--smoke-test", is_flag=True, help="Run a couple of iterations on a tiny benchmark.")
 @click.pass_context
 @one_line_errors
-def train(ctx: click.Context, config_path: str | None, resume: str | None, smoke_test: bool) -> None:
+def train(ctx: click.Context, config_paths: tuple[str, ...], resume: str | None, smoke_test: bool) -> None:
     """Train one run; with no arguments, LSD-seg on the built-in benchmark with the small backbone."""
     from lsdseg.data import protocol_classes  # heavy imports after argument checks
     from lsdseg.train import run_training
 
-    cfg = load_config(config_path, _overrides(ctx))
+    cfg = load_config(config_paths, _overrides(ctx))
     if smoke_test:
         cfg = _smoke(cfg)
     result = run_training(cfg, resume=resume, progress=True)
@@ -115,14 +118,14 @@ def eval_(ctx: click.Context, checkpoint_path: str) -> None:
 
 
 @main.command(context_settings=EXTRA)
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="YAML file of config sections.")
+@click.option("--config", "config_paths", multiple=True, help=CONFIG_HELP)
 @click.pass_context
 @one_line_errors
-def config(ctx: click.Context, config_path: str | None) -> None:
+def config(ctx: click.Context, config_paths: tuple[str, ...]) -> None:
     """Print the resolved config (defaults < YAML file < overrides): every valid key."""
     import yaml
 
-    cfg = load_config(config_path, _overrides(ctx))
+    cfg = load_config(config_paths, _overrides(ctx))
     click.echo(yaml.safe_dump(to_dict(cfg), sort_keys=False), nl=False)
 
 

@@ -14,6 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from lsdseg.config import Config
 
 _ADAPTER = TypeAdapter(Config)
+PACKAGED = Path(__file__).parent / "configs"  # `--config NAME` finds configs/NAME.yaml
 
 
 class ConfigError(ValueError):
@@ -96,21 +97,32 @@ def from_dict(tree: dict[str, Any]) -> Config:
         raise ConfigError(f"bad value for {where}: {msg}{got}; fix it in the YAML file or the override") from None
 
 
-def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
-    tree: dict[str, Any] = {}
-    if path is not None:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file {str(path)!r} not found: pass an existing YAML file to --config")
-        try:
-            loaded = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as err:
-            mark = getattr(err, "problem_mark", None)
-            line = f" at line {mark.line + 1}" if mark else ""
-            raise ConfigError(f"config file {str(path)!r} is not valid YAML{line}: fix its syntax") from None
-        if loaded is not None and not isinstance(loaded, dict):
-            raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections (data:, model:, ...)")
-        tree = loaded or {}
+def _read_yaml(path: Path) -> dict[str, Any]:
+    if not path.is_file() and (PACKAGED / f"{path}.yaml").is_file():
+        path = PACKAGED / f"{path}.yaml"
+    if not path.is_file():
+        names = ", ".join(sorted(p.stem for p in PACKAGED.glob("*.yaml")))
+        raise ConfigError(f"config file {str(path)!r} not found: pass a YAML file or a packaged config ({names})")
+    try:
+        loaded = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        line = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"config file {str(path)!r} is not valid YAML{line}: fix its syntax") from None
+    if loaded is not None and not isinstance(loaded, dict):
+        raise ConfigError(f"config file {str(path)!r} must hold a mapping of sections (data:, model:, ...)")
+    return loaded or {}
+
+
+def load_config(paths: str | Path | Iterable[str | Path] | None = None, overrides: Iterable[str] = ()) -> Config:
+    """Defaults, then each YAML file in order (a later file wins), then the overrides."""
+    if paths is None:
+        paths = []
+    elif isinstance(paths, (str, Path)):
+        paths = [paths]
+    tree = to_dict(Config())
+    for path in paths:
+        _merge(tree, _read_yaml(Path(path)))
     return with_overrides(tree, overrides)
 
 
