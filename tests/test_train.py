@@ -31,6 +31,11 @@ def test_resumed_run_continues_exactly(tiny_cfg, tmp_path):
     a = checkpoint.load(full.history[-1].checkpoint)["nets"]
     b = checkpoint.load(resumed.history[-1].checkpoint)["nets"]
     assert all(torch.equal(a[n][k], b[n][k]) for n in a for k in a[n])
+    # the first leg's records stay; the resumed leg adds its own
+    run = tmp_path / "resumed"
+    assert {"run.json", "run-resumed-at-2.json", "config.yaml", "config-resumed-at-2.yaml"} <= {p.name for p in run.iterdir()}
+    assert json.loads((run / "run.json").read_text())["resumed_from"] is None
+    assert "git_sha" in json.loads((run / "run-resumed-at-2.json").read_text())
 
 
 def test_reports_each_evaluation_with_a_checkpoint(tiny_cfg):

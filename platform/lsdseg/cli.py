@@ -103,7 +103,7 @@ def eval_(ctx: click.Context, checkpoint_path: str) -> None:
     from lsdseg.data import protocol_classes, val_dataset, val_loader
     from lsdseg.evaluate import evaluate
     from lsdseg.models import build_nets
-    from lsdseg.train import _autocast, resolve_device
+    from lsdseg.train import autocast_for, resolve_device
 
     state = checkpoint.load(checkpoint_path)
     cfg = with_overrides(state["config"], _overrides(ctx))
@@ -112,7 +112,7 @@ def eval_(ctx: click.Context, checkpoint_path: str) -> None:
     f.load_state_dict(state["nets"]["f"])
     f.to(device)
     loader = val_loader(val_dataset(cfg.data.target_val, cfg.data), cfg.data)
-    ev = evaluate(f, loader, device, _autocast(device, cfg.train.bf16), protocol_classes(cfg.data))
+    ev = evaluate(f, loader, device, autocast_for(device, cfg.train.bf16), protocol_classes(cfg.data))
     click.echo(f"target mIoU ({len(ev.per_class_iou)} classes), {len(loader.dataset)} images, checkpoint step {state['step']}: {ev.miou * 100:.1f}")
     click.echo(_iou_table(ev.per_class_iou))
 

@@ -94,7 +94,7 @@ class OptimConfig:
 @dataclass(config=_STRICT)
 class TrainConfig:
     mode: Mode = "lsd"
-    iterations: int = Field(1500, gt=0)
+    iterations: int = Field(1000, gt=0)
     eval_every: int = Field(250, gt=0)  # evaluate on the target val split (and checkpoint) this often, and at the end
     seed: int = 0
     device: Literal["auto", "cpu", "cuda"] = "auto"

@@ -21,8 +21,8 @@ from tqdm import tqdm
 
 from lsdseg import checkpoint
 from lsdseg.config import Config
-from lsdseg.config_io import dump_config, to_dict
-from lsdseg.data import protocol_classes, train_dataset, val_dataset, val_loader
+from lsdseg.config_io import ConfigError, dump_config, to_dict
+from lsdseg.data import prepare, protocol_classes, train_dataset, val_dataset, val_loader
 from lsdseg.data.sampling import endless_batches
 from lsdseg.evaluate import evaluate
 from lsdseg.models import build_nets
@@ -62,11 +62,11 @@ def resolve_device(name: str) -> torch.device:
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if name == "cuda" and not torch.cuda.is_available():
-        raise ValueError("train.device=cuda but no CUDA device is visible: use train.device=auto or cpu")
+        raise ConfigError("train.device=cuda but no CUDA device is visible: use train.device=auto or cpu")
     return torch.device(name)
 
 
-def _autocast(device: torch.device, bf16: bool) -> Callable:
+def autocast_for(device: torch.device, bf16: bool) -> Callable:
     if device.type == "cuda" and bf16:
         return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
     return nullcontext
@@ -74,10 +74,8 @@ def _autocast(device: torch.device, bf16: bool) -> Callable:
 
 def _resume_state(path: Path | str, cfg: Config) -> dict:
     state = checkpoint.load(path)
-    mine = to_dict(cfg)
-    for section in ("model",):
-        if state["config"][section] != mine[section]:
-            raise ResumeError(f"checkpoint {path} was trained with another {section} config: resume with the config it was written with")
+    if state["config"]["model"] != to_dict(cfg)["model"]:
+        raise ResumeError(f"checkpoint {path} was trained with another model config: resume with the config it was written with")
     if state["config"]["train"]["mode"] != cfg.train.mode:
         raise ResumeError(f"checkpoint {path} is a {state['config']['train']['mode']!r} run: resume it with train.mode={state['config']['train']['mode']}")
     return state
@@ -117,11 +115,15 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
         checkpoint.restore(state, nets, opts)  # optimizer state lands on its parameters' device
         start = state["step"]
         history = [EvalReport(**h) for h in state["history"]]
-    autocast = _autocast(device, t.bf16)
+    autocast = autocast_for(device, t.bf16)
 
-    dump_config(cfg, out / "config.yaml")
-    (out / "run.json").write_text(json.dumps({**run_info(device), "seed": t.seed, "resumed_from": str(resume) if resume else None}, indent=2))
+    # A resumed run adds its own files next to the first ones instead of overwriting them.
+    suffix = "" if resume is None else f"-resumed-at-{start}"
+    dump_config(cfg, out / f"config{suffix}.yaml")
+    info = {**run_info(device), "seed": t.seed, "resumed_from": str(resume) if resume else None}
+    (out / f"run{suffix}.json").write_text(json.dumps(info, indent=2))
 
+    prepare(cfg.data, show_progress=progress)
     # Unpaired domains: one endless stream each; the oracle's labelled stream is the target's train split.
     labelled_domain, role = (cfg.data.target, "target") if t.mode == "target_oracle" else (cfg.data.source, "source")
     # stream seeds 2s and 2s+1: distinct for every run seed s, so the two domains never share an order

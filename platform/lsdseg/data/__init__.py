@@ -6,6 +6,7 @@ from types import ModuleType
 from typing import Callable, Optional
 
 import torch
+from tqdm import tqdm
 
 from lsdseg.config import DataConfig, DomainData
 from lsdseg.data import cityscapes, gta5, synthetic, synthia
@@ -14,7 +15,18 @@ from lsdseg.data.labels import PROTOCOLS
 
 MODULES: dict[str, ModuleType] = {"synthetic": synthetic, "gta5": gta5, "synthia": synthia, "cityscapes": cityscapes}
 
-__all__ = ["DataError", "dataset_root", "train_dataset", "val_dataset", "val_loader", "protocol_classes"]
+__all__ = ["DataError", "prepare", "dataset_root", "train_dataset", "val_dataset", "val_loader", "protocol_classes"]
+
+
+def prepare(cfg: DataConfig, show_progress: bool) -> None:
+    """Generate the built-in benchmark now if a domain uses it (once per cache), with a progress bar."""
+    if "synthetic" not in {cfg.source.name, cfg.target.name, cfg.target_val.name}:
+        return
+    with tqdm(desc="built-in benchmark", unit="img", disable=not show_progress, leave=False) as bar:
+        def tick(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+        dataset_root(DomainData(), cfg, "source", progress=tick)
 
 
 def dataset_root(domain: DomainData, cfg: DataConfig, role: str,

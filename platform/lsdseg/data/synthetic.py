@@ -16,12 +16,14 @@ import numpy as np
 from filelock import FileLock
 from PIL import Image
 
-from lsdseg.data.base import DataError, RandomCrop, Sample
+from lsdseg.data.base import DataError, RandomCrop, Sample, check_split, pair_samples, read_id_map, require_dirs
+from lsdseg.data.labels import PROTOCOLS
 from lsdseg.data.synthetic_scenes import paint_source, paint_target, scene
 
-CLASSES = (0, 1, 2, 5, 8, 10, 11, 13)  # road, sidewalk, building, pole, vegetation, sky, person, car
+CLASSES = PROTOCOLS["synthetic8"]  # road, sidewalk, building, pole, vegetation, sky, person, car
 SPLITS = ("source_train", "source_val", "target_train", "target_val")
 VERSION = "v1"  # bump when the generator changes: the cache folder name carries it
+_IDENTITY = np.arange(256, dtype=np.uint8)
 
 
 def render(seed: int, split: str, index: int, height: int = 80, width: int = 160) -> tuple[np.ndarray, np.ndarray]:
@@ -80,29 +82,16 @@ def ensure_benchmark(
 
 def samples(root: Path, split: str) -> list[Sample]:
     """The (image, label) pairs of one split of a folder made by `ensure_benchmark`."""
-    if split not in SPLITS:
-        raise DataError(f"unknown synthetic split {split!r}: use one of {', '.join(SPLITS)}")
-    folder = Path(root) / split
-    if not folder.is_dir():
-        raise DataError(f"synthetic split folder {folder} is missing: delete {root} to regenerate it")
-    out = []
-    for image in sorted(folder.glob("*_image.png")):
-        label = image.with_name(image.name[: -len("_image.png")] + "_label.png")
-        if not label.is_file():
-            raise DataError(f"label {label} is missing for {image}: delete {root} to regenerate it")
-        out.append(Sample(image=image, label=label))
-    if not out:
-        raise DataError(f"synthetic split folder {folder} holds no images: delete {root} to regenerate it")
-    return out
+    check_split(split, SPLITS, root)
+    require_dirs(root, split)
+    images = list((Path(root) / split).glob("*_image.png"))
+    return pair_samples(images, lambda image: image.with_name(image.name.replace("_image.png", "_label.png")),
+                        f"split {split!r} of {root}")
 
 
 def read_label(path: Path) -> np.ndarray:
-    """HxW uint8 train ids (the label PNGs store train ids directly)."""
-    try:
-        with Image.open(path) as img:
-            return np.asarray(img.convert("L"), dtype=np.uint8).copy()
-    except (OSError, ValueError) as err:
-        raise DataError(f"cannot read label {path}: {err}; delete the synthetic cache folder to regenerate it") from None
+    """HxW uint8 train ids: the label PNGs store train ids directly."""
+    return read_id_map(path, _IDENTITY)
 
 
 def train_transform(crop_height: int, crop_width: int) -> RandomCrop:
