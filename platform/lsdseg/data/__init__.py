@@ -18,9 +18,15 @@ MODULES: dict[str, ModuleType] = {"synthetic": synthetic, "gta5": gta5, "synthia
 __all__ = ["DataError", "prepare", "dataset_root", "train_dataset", "val_dataset", "val_loader", "protocol_classes"]
 
 
+def _cache(cfg: DataConfig) -> Optional[Path]:
+    return Path(cfg.cache_dir).expanduser().resolve() if cfg.cache_dir else None
+
+
 def prepare(cfg: DataConfig, show_progress: bool) -> None:
     """Generate the built-in benchmark now if a domain uses it (once per cache), with a progress bar."""
     if "synthetic" not in {cfg.source.name, cfg.target.name, cfg.target_val.name}:
+        return
+    if synthetic.benchmark_dir(_cache(cfg), cfg.synthetic_seed, cfg.synthetic_size).is_dir():
         return
     with tqdm(desc="built-in benchmark", unit="img", disable=not show_progress, leave=False) as bar:
         def tick(done: int, total: int) -> None:
@@ -33,8 +39,7 @@ def dataset_root(domain: DomainData, cfg: DataConfig, role: str,
                  progress: Optional[Callable[[int, int], None]] = None) -> Path:
     """The folder of a domain's data; the built-in benchmark is generated on first use."""
     if domain.name == "synthetic":
-        cache = Path(cfg.cache_dir).expanduser().resolve() if cfg.cache_dir else None
-        return synthetic.ensure_benchmark(cache, cfg.synthetic_seed, cfg.synthetic_size, progress=progress)
+        return synthetic.ensure_benchmark(_cache(cfg), cfg.synthetic_seed, cfg.synthetic_size, progress=progress)
     if domain.root is None:
         raise DataError(f"data.{role}.root is not set: point it at the {domain.name} folder (--data.{role}.root=PATH)")
     # absolute now: a Ray trial may run in another working directory
