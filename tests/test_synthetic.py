@@ -1,64 +1,105 @@
-"""The built-in benchmark: deterministic, cached once, both styles over the same classes, real format."""
+"""The built-in synthetic sim->real benchmark: determinism, layout, cache and the two styles."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from lsdseg.data import synthetic
-from lsdseg.data.base import DataError
+from lsdseg.data.base import DataError, RandomCrop
+from lsdseg.data.synthetic import CLASSES, SPLITS, ensure_benchmark, read_label, render, samples, train_transform
+
+SIZE = 8
 
 
-def test_render_is_a_pure_function_of_its_arguments():
-    a, b = synthetic.render(3, "target_train", 5), synthetic.render(3, "target_train", 5)
-    assert all(np.array_equal(x, y) for x, y in zip(a, b))
-    assert not np.array_equal(a[0], synthetic.render(3, "target_train", 6)[0])
-    image, label = a
-    assert image.shape == (80, 160, 3) and image.dtype == np.uint8 and label.shape == (80, 160) and label.dtype == np.uint8
-    assert set(np.unique(label)) <= set(synthetic.CLASSES)
-
-
-def test_every_class_appears_in_both_domains():
-    for domain in ("source_train", "target_train"):
-        seen = set()
-        for i in range(12):
-            seen |= set(np.unique(synthetic.render(0, domain, i)[1]).tolist())
-        assert seen == set(synthetic.CLASSES), domain
-
-
-def test_the_styles_differ_over_the_same_classes():
-    """Mean colour of each class differs clearly between the domains: an appearance gap, not a label gap."""
-    def class_means(split):
-        sums = {c: [] for c in synthetic.CLASSES}
-        for i in range(20):
-            image, label = synthetic.render(0, split, i)
-            for c in synthetic.CLASSES:
-                if (label == c).any():
-                    sums[c].append(image[label == c].mean(0))
-        return {c: np.mean(v, 0) for c, v in sums.items()}
-    src, tgt = class_means("source_train"), class_means("target_train")
-    distances = [np.abs(src[c] - tgt[c]).sum() for c in synthetic.CLASSES]
-    assert np.median(distances) > 40
-
-
-def test_cache_is_written_once_in_the_expected_layout(tmp_path):
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
     calls = []
-    root = synthetic.ensure_benchmark(tmp_path, seed=1, size=3, progress=lambda done, total: calls.append((done, total)))
-    assert calls[-1] == (12, 12)
-    stamp = (root / "target_val" / "00002_label.png").stat().st_mtime_ns
-    assert synthetic.ensure_benchmark(tmp_path, seed=1, size=3) == root
-    assert (root / "target_val" / "00002_label.png").stat().st_mtime_ns == stamp
-    pairs = synthetic.samples(root, "source_train")
-    assert [p.image.name for p in pairs] == ["00000_image.png", "00001_image.png", "00002_image.png"]
-    label = synthetic.read_label(pairs[0].label)
-    assert np.array_equal(label, synthetic.render(1, "source_train", 0)[1])
-    assert not list(tmp_path.glob("*.tmp"))
+    root = ensure_benchmark(tmp_path_factory.mktemp("cache"), seed=3, size=SIZE, progress=lambda d, t: calls.append((d, t)))
+    return root, calls
 
 
-def test_bad_split_and_damaged_cache_are_one_line_errors(tmp_path):
-    root = synthetic.ensure_benchmark(tmp_path, seed=2, size=2)
-    with pytest.raises(DataError, match="unknown split"):
-        synthetic.samples(root, "train")
-    (root / "source_val" / "00001_label.png").unlink()
-    with pytest.raises(DataError, match="has no label file") as err:
-        synthetic.samples(root, "source_val")
-    assert "\n" not in str(err.value)
+def test_render_is_deterministic_and_well_formed():
+    for split in SPLITS:
+        a_img, a_lab = render(1, split, 5)
+        b_img, b_lab = render(1, split, 5)
+        assert np.array_equal(a_img, b_img) and np.array_equal(a_lab, b_lab)
+        assert a_img.shape == (80, 160, 3) and a_img.dtype == np.uint8
+        assert a_lab.shape == (80, 160) and a_lab.dtype == np.uint8
+        assert set(np.unique(a_lab)) <= set(CLASSES)
+    img, lab = render(1, "source_train", 0, height=40, width=96)
+    assert img.shape == (40, 96, 3) and lab.shape == (40, 96)
+
+
+def test_scenes_differ_by_seed_split_and_index():
+    _, base = render(0, "source_train", 0)
+    for other in (render(1, "source_train", 0), render(0, "source_val", 0), render(0, "source_train", 1)):
+        assert not np.array_equal(base, other[1])
+
+
+def test_classes_appear():
+    counts = np.zeros(256, np.int64)
+    for i in range(10):
+        counts += np.bincount(render(0, "target_train", i)[1].ravel(), minlength=256)
+    assert all(counts[c] > 0 for c in CLASSES)
+
+
+def test_styles_differ():
+    src, tgt = [], []
+    for i in range(6):
+        for split, out in (("source_train", src), ("target_train", tgt)):
+            img, lab = render(0, split, i)
+            out.append(img[lab == 0].reshape(-1, 3).astype(np.float64))
+    gap = np.abs(np.concatenate(src).mean(0) - np.concatenate(tgt).mean(0)).max()
+    assert gap > 30  # mean road colour differs clearly between the domains
+
+
+def test_ensure_benchmark_layout_and_reuse(bench, tmp_path):
+    root, calls = bench
+    assert root.name == f"synthetic-v1-seed3-n{SIZE}-80x160"
+    assert calls[-1] == (4 * SIZE, 4 * SIZE) and len(calls) == 4 * SIZE
+    for split in SPLITS:
+        names = sorted(p.name for p in (root / split).iterdir())
+        assert names == sorted(f"{i:05d}_{kind}.png" for i in range(SIZE) for kind in ("image", "label"))
+    assert not list(root.parent.glob("*.tmp"))
+    stamp = (root / "target_val" / "00000_image.png").stat().st_mtime_ns
+    again = []
+    assert ensure_benchmark(root.parent, seed=3, size=SIZE, progress=lambda d, t: again.append(d)) == root
+    assert again == [] and (root / "target_val" / "00000_image.png").stat().st_mtime_ns == stamp
+
+
+def test_samples_pair_files_and_match_render(bench):
+    root, _ = bench
+    for split in SPLITS:
+        pairs = samples(root, split)
+        assert len(pairs) == SIZE
+        for s in pairs:
+            assert s.label is not None and s.image.name[:5] == s.label.name[:5]
+    last = samples(root, "source_val")[-1]
+    img, lab = render(3, "source_val", SIZE - 1)
+    assert np.array_equal(read_label(last.label), lab)
+    from PIL import Image
+
+    assert np.array_equal(np.asarray(Image.open(last.image).convert("RGB")), img)
+
+
+def test_unknown_split_and_broken_files(bench, tmp_path):
+    root, _ = bench
+    with pytest.raises(DataError, match="unknown"):
+        samples(root, "train")
+    with pytest.raises(DataError):
+        render(0, "nope", 0)
+    with pytest.raises(DataError):
+        samples(tmp_path, "source_train")
+    bad = tmp_path / "bad_label.png"
+    bad.write_bytes(b"not a png")
+    with pytest.raises(DataError):
+        read_label(bad)
+
+
+def test_train_transform_crops():
+    t = train_transform(64, 128)
+    assert isinstance(t, RandomCrop)
+    from PIL import Image
+
+    img, lab = render(0, "source_train", 0)
+    out, crop = t(Image.fromarray(img), lab, np.random.default_rng(0))
+    assert out.size == (128, 64) and crop.shape == (64, 128)

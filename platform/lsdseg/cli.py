@@ -1,4 +1,4 @@
-"""The `lsdseg` command line (click): train, eval, config.
+"""The `lsdseg` command line (click): train, sweep, eval, config.
 
 Config overrides are `--section.key=value` words after the options, e.g.
 `lsdseg train --config my.yaml --train.iterations=3000 --loss.f_adv=0.05`.
@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -19,8 +20,14 @@ from lsdseg.data.base import DataError
 from lsdseg.models import PretrainedError
 from lsdseg.train import ResumeError
 
-USER_ERRORS = (ConfigError, DataError, CheckpointError, PretrainedError, ResumeError)
+USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, CheckpointError, PretrainedError, ResumeError)
 EXTRA = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+def _user_errors() -> tuple[type[Exception], ...]:
+    """Our own one-line errors; the sweep's only once its (heavy) modules have been imported."""
+    sweep = sys.modules.get("lsdseg.sweep.runner")
+    return USER_ERRORS + ((sweep.SweepError, sys.modules["lsdseg.sweep.spaces"].SpaceError) if sweep else ())
 
 
 def one_line_errors(fn):
@@ -28,7 +35,7 @@ def one_line_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except USER_ERRORS as err:
+        except _user_errors() as err:
             raise click.ClickException(str(err)) from None
         except KeyboardInterrupt:
             click.echo("interrupted: the last evaluation's checkpoint is kept; continue with --resume", err=True)
@@ -91,6 +98,58 @@ def train(ctx: click.Context, config_paths: tuple[str, ...], resume: str | None,
     click.echo(f"run folder: {result.out_dir}")
     if result.status != "completed":
         sys.exit(3)
+
+
+@main.command(context_settings=EXTRA)
+@click.option("--config", "config_paths", multiple=True, help=CONFIG_HELP + " Applied after configs/sweep.yaml.")
+@click.option("--space", default="full", show_default=True, help="Search space: full, loss_weights, learning_rates, or a .py file.")
+@click.option("--num-samples", type=int, default=14, show_default=True, help="Number of trials.")
+@click.option("--concurrency", "max_concurrent", type=int, default=2, show_default=True, help="Trials running at once.")
+@click.option("--time-budget", "time_budget_s", type=float, default=None, help="Seconds after which the sweep stops.")
+@click.option("--cpus-per-trial", type=float, default=1.0, show_default=True)
+@click.option("--gpus-per-trial", type=float, default=0.0, show_default=True, help="Fractions pack trials on a GPU.")
+@click.option("--searcher", type=click.Choice(["tpe", "random"]), default="tpe", show_default=True)
+@click.option("--scheduler", type=click.Choice(["asha", "none"]), default="asha", show_default=True)
+@click.option("--grace-period", type=int, default=100, show_default=True, help="ASHA: iterations before a trial may be stopped.")
+@click.option("--reduction-factor", type=float, default=3.0, show_default=True, help="ASHA: keep the top 1/N at each rung.")
+@click.option("--seed", "sampler_seed", type=int, default=0, show_default=True, help="Sampler seed.")
+@click.option("--name", default=None, help="Sweep name (default: sweep-<time>); its folder is sweeps/<name>.")
+@click.option("--root", default="sweeps", show_default=True, help="Folder that holds sweep folders.")
+@click.option("--experiment", default="lsdseg", show_default=True, help="MLflow experiment.")
+@click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///./mlflow.db).")
+@click.option("--address", default=None, help="Ray cluster address, e.g. auto (default: a local Ray).")
+@click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue this interrupted sweep folder.")
+@click.option("--smoke-test", is_flag=True, help="A tiny sweep of 3 short trials.")
+@click.pass_context
+@one_line_errors
+def sweep(ctx: click.Context, config_paths: tuple[str, ...], resume_dir: str | None, smoke_test: bool, **options) -> None:
+    """Search loss weights and learning rates of LSD-seg: Ray Tune + Optuna TPE + ASHA, tracked in MLflow."""
+    from lsdseg.config_io import PACKAGED
+    from lsdseg.sweep import leaderboard
+    from lsdseg.sweep.runner import resume_sweep, start_sweep
+    from lsdseg.sweep.settings import SweepSettings
+
+    if resume_dir is not None:
+        outcome = resume_sweep(Path(resume_dir), options["address"])
+    else:
+        cfg = load_config([PACKAGED / "sweep.yaml", *config_paths], _overrides(ctx))
+        values = {k: v for k, v in options.items() if v is not None}
+        if smoke_test:
+            cfg = _smoke(cfg)
+            values |= {"num_samples": 3, "grace_period": 2, "name": values.get("name") or f"smoke-{time.strftime('%Y%m%d-%H%M%S')}"}
+        outcome = start_sweep(_settings(SweepSettings, values), cfg)
+    click.echo(leaderboard.render(outcome))
+
+
+def _settings(cls, values: dict):
+    from pydantic import ValidationError
+
+    try:
+        return cls(**values)
+    except ValidationError as err:
+        first = err.errors()[0]
+        where = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"bad sweep option {where}: {first['msg']} (got {first.get('input')!r})") from None
 
 
 @main.command("eval", context_settings=EXTRA)

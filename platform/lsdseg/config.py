@@ -81,7 +81,7 @@ class OptimConfig:
     f_beta1: float = Field(0.9, ge=0, lt=1)
     f_beta2: float = Field(0.999, ge=0, lt=1)
     f_bias_lr_mult: float = Field(2.0, gt=0)  # F/C biases train at this multiple of f_lr
-    f_lr_decay: float = Field(0.1, gt=0, le=1)  # F/C lr is multiplied by this ...
+    f_lr_decay: float = Field(1.0, gt=0, le=1)  # F/C lr is multiplied by this (1: no decay; public: 0.1) ...
     f_lr_decay_every: int = Field(1_000_000, gt=0)  # ... every this many iterations; public: 23,800
     g_lr: float = Field(1e-4, gt=0)  # public code: 1e-4, constant
     g_beta1: float = Field(0.7, ge=0, lt=1)

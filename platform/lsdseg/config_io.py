@@ -128,10 +128,15 @@ def load_config(paths: str | Path | Iterable[str | Path] | None = None, override
 
 def with_overrides(tree: dict[str, Any], overrides: Iterable[str] = ()) -> Config:
     """A (partial) config tree, e.g. one stored in a checkpoint, plus `section.key=value` overrides."""
+    return with_values(tree, dict(parse_override(text) for text in overrides))
+
+
+def with_values(tree: dict[str, Any], values: dict[str, Any]) -> Config:
+    """A (partial) config tree plus typed values by field path, e.g. a sweep trial's sampled values."""
     base = to_dict(Config())
     _merge(base, tree)
-    for text in overrides:
-        _set_path(base, *parse_override(text))
+    for path, value in values.items():
+        _set_path(base, path, value)
     return from_dict(base)
 
 

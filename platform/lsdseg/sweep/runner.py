@@ -1,0 +1,198 @@
+"""Run or resume a sweep: Ray Tune trials of `trainables.lsdseg_trainable`, Optuna TPE, ASHA, MLflow.
+
+A sweep folder `<root>/<name>/` holds everything needed to resume it: `sweep.json` (settings, MLflow ids,
+references), `config.yaml` (the base config), `optuna.db` (the study, also for optuna-dashboard) and
+`trials/` (Ray Tune's experiment: trial states, checkpoints, searcher state).
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Optional
+
+import optuna
+import ray
+from mlflow.tracking import MlflowClient
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+
+from lsdseg.config import Config
+from lsdseg.config_io import dump_config, field_paths, load_config, to_dict, with_values
+from lsdseg.runinfo import git_sha
+from lsdseg.sweep.progress import SweepProgress
+from lsdseg.sweep.searcher import HonestOptunaSearch, trial_outcome
+from lsdseg.sweep.settings import SweepSettings
+from lsdseg.sweep.spaces import check_space, load_space
+from lsdseg.sweep.tracking import MLflowTrials, default_tracking_uri, start_parent
+from trainables.lsdseg_trainable import lsdseg_trainable
+
+# Fixed settings logged with every trial, so MLflow's compare view shows what the trials shared.
+KEY_FIXED = ("train.mode", "train.iterations", "train.eval_every", "train.seed", "model.backbone",
+             "data.source.name", "data.target.name", "data.batch_size", "data.crop_height", "data.crop_width")
+
+
+class SweepError(ValueError):
+    """A sweep that cannot start or resume; one line naming the problem and the fix."""
+
+
+@dataclass(frozen=True)
+class TrialRow:
+    name: str
+    optuna_number: Optional[int]
+    status: str
+    steps: int
+    miou: float
+    best_miou: float
+    params: dict[str, Any]
+    checkpoint: Optional[str]
+
+
+@dataclass(frozen=True)
+class SweepOutcome:
+    folder: Path
+    rows: list[TrialRow]  # best first
+    references: dict[str, float]
+    tracking_uri: str
+    best: Optional[TrialRow]
+
+
+def _reference(tree: dict[str, Any], mode: str, out_dir: str) -> float:
+    """A reference run on the same base config (e.g. source-only), as a Ray task beside the trials."""
+    from lsdseg.train import run_training
+
+    return run_training(with_values(tree, {"train.mode": mode, "train.out_dir": out_dir})).miou
+
+
+def _searcher(s: SweepSettings, space, folder: Path, defaults: dict[str, Any]) -> HonestOptunaSearch:
+    if s.searcher == "tpe":
+        sampler = optuna.samplers.TPESampler(seed=s.sampler_seed, multivariate=True, group=True, constant_liar=True)
+    else:
+        sampler = optuna.samplers.RandomSampler(seed=s.sampler_seed)
+    storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'optuna.db'}")
+    # The base config's own values are trial 0: the default weights are always measured, and TPE knows them.
+    return HonestOptunaSearch(space=space, metric="miou", mode="max", sampler=sampler, study_name=s.name,
+                              storage=storage, points_to_evaluate=[defaults] if defaults else None)
+
+
+def _defaults_point(cfg: Config, distributions: dict) -> dict[str, Any]:
+    values = field_paths(cfg)
+    return {k: values[k] for k, d in distributions.items() if d._contains(d.to_internal_repr(values[k]))}
+
+
+def _scheduler(s: SweepSettings, cfg: Config):
+    if s.scheduler == "none":
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr="step", metric="miou", mode="max", max_t=cfg.train.iterations,
+                         grace_period=min(s.grace_period, cfg.train.iterations), reduction_factor=s.reduction_factor)
+
+
+def _trainable(tree: dict[str, Any], s: SweepSettings):
+    return tune.with_resources(tune.with_parameters(lsdseg_trainable, base=tree), {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
+
+
+def _start_ray(s: SweepSettings) -> None:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    if s.address:
+        ray.init(address=s.address, log_to_driver=False)
+    else:  # a fresh local instance, never one left over by a killed driver; no dashboard to expose
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
+
+
+def start_sweep(s: SweepSettings, cfg: Config) -> SweepOutcome:
+    space = load_space(s.space)
+    tree = to_dict(cfg)
+    distributions = check_space(space, s.space, tree)  # before Ray starts: a bad space costs nothing
+    folder = (Path(s.root) / s.name).resolve()
+    if folder.exists():
+        raise SweepError(f"sweep folder {folder} exists: continue it with --resume {folder}, or pick another --name")
+    folder.mkdir(parents=True)
+    dump_config(cfg, folder / "config.yaml")
+    uri = s.tracking_uri or default_tracking_uri()
+    client = MlflowClient(uri)
+    tags = {"git_sha": git_sha(), "mlflow.source.git.commit": git_sha(), "search_space": s.space,
+            "sampler": s.searcher, "sampler_seed": str(s.sampler_seed), "scheduler": s.scheduler}
+    experiment_id, parent = start_parent(client, s.experiment, s.name, tags)
+    client.log_artifact(parent, str(folder / "config.yaml"))
+    if s.space.endswith(".py"):
+        client.log_artifact(parent, str(Path(s.space).resolve()))
+    state = {"settings": dataclasses.asdict(s), "tracking_uri": uri, "experiment_id": experiment_id,
+             "parent_run_id": parent, "references": {}}
+    (folder / "sweep.json").write_text(json.dumps(state, indent=2))
+
+    _start_ray(s)
+    searcher = _searcher(s, space, folder, _defaults_point(cfg, distributions))
+    callback = MLflowTrials(uri, experiment_id, parent, searcher, {k: field_paths(cfg)[k] for k in KEY_FIXED}, cfg.train.seed)
+    tuner = tune.Tuner(
+        _trainable(tree, s),
+        tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(s, cfg), num_samples=s.num_samples,
+                                    max_concurrent_trials=s.max_concurrent, time_budget_s=s.time_budget_s, reuse_actors=True),
+        run_config=tune.RunConfig(name="trials", storage_path=str(folder), callbacks=[callback, SweepProgress(s.num_samples)],
+                                  failure_config=tune.FailureConfig(max_failures=s.max_failures),
+                                  checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=0),
+    )
+    return _finish(tuner, folder, state, s, tree, client)
+
+
+def resume_sweep(folder: Path, address: Optional[str] = None) -> SweepOutcome:
+    folder = Path(folder).resolve()
+    if not (folder / "sweep.json").is_file():
+        raise SweepError(f"{folder} is not a sweep folder (no sweep.json): pass the folder `lsdseg sweep` printed")
+    state = json.loads((folder / "sweep.json").read_text())
+    s = SweepSettings(**{**state["settings"], "address": address or state["settings"]["address"]})
+    if not tune.Tuner.can_restore(str(folder / "trials")):
+        raise SweepError(f"{folder} holds no Ray Tune state to resume (it stopped before the first trial): start a new sweep")
+    tree = to_dict(load_config(folder / "config.yaml"))
+    client = MlflowClient(state["tracking_uri"])
+    client.update_run(state["parent_run_id"], status="RUNNING")
+    _start_ray(s)
+    tuner = tune.Tuner.restore(str(folder / "trials"), trainable=_trainable(tree, s), resume_unfinished=True, resume_errored=True)
+    return _finish(tuner, folder, state, s, tree, client)
+
+
+def _finish(tuner, folder: Path, state: dict, s: SweepSettings, tree: dict, client: MlflowClient) -> SweepOutcome:
+    pending = None
+    if "source_only" not in state["references"]:
+        task = ray.remote(num_cpus=s.cpus_per_trial, num_gpus=s.gpus_per_trial)(_reference)
+        pending = task.remote(tree, "source_only", str(folder / "reference-source_only"))
+    try:
+        grid = tuner.fit()
+        if pending is not None:
+            state["references"]["source_only"] = ray.get(pending)
+            (folder / "sweep.json").write_text(json.dumps(state, indent=2))
+    finally:
+        ray.shutdown()
+    parent = state["parent_run_id"]
+    numbers = {r.data.tags.get("ray_trial_id"): r.data.tags.get("optuna_trial_number") for r in client.search_runs(
+        [state["experiment_id"]], filter_string=f"tags.mlflow.parentRunId = '{parent}'", max_results=10_000)}
+    rows = sorted((_row(r, numbers) for r in grid), key=lambda r: (r.status == "completed", r.miou), reverse=True)
+    defaults = next((r for r in rows if r.optuna_number == 0), None)
+    if defaults is not None:
+        state["references"]["default_weights"] = defaults.miou
+    best = next((r for r in rows if r.status == "completed"), rows[0] if rows else None)
+    metrics = {f"reference_{k}_miou": v for k, v in state["references"].items()}
+    if best is not None:
+        metrics["best_miou"] = best.miou
+        (folder / "best.json").write_text(json.dumps(dataclasses.asdict(best), indent=2))
+        client.log_artifact(parent, str(folder / "best.json"))
+        if best.checkpoint:
+            client.log_artifacts(parent, str(Path(best.checkpoint).parent), "best_checkpoint")
+    for key, value in metrics.items():
+        client.log_metric(parent, key, value)
+    client.set_terminated(parent, "FINISHED")
+    return SweepOutcome(folder, rows, state["references"], state["tracking_uri"], best)
+
+
+def _row(result, numbers: dict[str, Optional[str]]) -> TrialRow:
+    last = result.metrics or {}
+    history = result.metrics_dataframe
+    best = float(history["miou"].max()) if history is not None and "miou" in history else float("nan")
+    number = numbers.get(last.get("trial_id"))
+    return TrialRow(
+        name=Path(result.path).name, optuna_number=int(number) if number not in (None, "None") else None,
+        status=trial_outcome(last, error=result.error is not None), steps=int(last.get("step", 0)),
+        miou=float(last.get("miou", float("nan"))), best_miou=best, params=dict(result.config),
+        checkpoint=f"{result.checkpoint.path}/checkpoint.pt" if result.checkpoint else None,
+    )

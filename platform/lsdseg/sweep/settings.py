@@ -1,0 +1,29 @@
+"""The settings of one sweep: what to search, how many trials, where results go."""
+from __future__ import annotations
+
+import time
+from typing import Literal, Optional
+
+from pydantic import ConfigDict, Field
+from pydantic.dataclasses import dataclass
+
+
+@dataclass(config=ConfigDict(extra="forbid", frozen=True))
+class SweepSettings:
+    name: str = Field(default_factory=lambda: time.strftime("sweep-%Y%m%d-%H%M%S"), pattern=r"^[A-Za-z0-9._-]+$")
+    space: str = "full"  # a module of search_spaces/ or a path to a .py file defining space(trial)
+    num_samples: int = Field(14, gt=0)  # trials
+    max_concurrent: int = Field(2, gt=0)  # trials running at once
+    cpus_per_trial: float = Field(1.0, gt=0)
+    gpus_per_trial: float = Field(0.0, ge=0)  # fractions pack several trials on one GPU
+    time_budget_s: Optional[float] = Field(None, gt=0)  # stop starting and running trials after this long
+    sampler_seed: int = 0
+    searcher: Literal["tpe", "random"] = "tpe"
+    scheduler: Literal["asha", "none"] = "asha"
+    grace_period: int = Field(100, gt=0)  # ASHA: iterations every trial gets before it may be stopped
+    reduction_factor: float = Field(3.0, gt=1)  # ASHA: keep the top 1/reduction_factor at each rung
+    max_failures: int = Field(2, ge=0)  # retries of a trial that crashed (node loss), from its checkpoint
+    experiment: str = "lsdseg"  # MLflow experiment
+    tracking_uri: Optional[str] = None  # None: sqlite:///<cwd>/mlflow.db
+    root: str = "sweeps"  # sweep folders go under this
+    address: Optional[str] = None  # Ray cluster address ("auto" on a cluster); None: a local Ray

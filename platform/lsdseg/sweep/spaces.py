@@ -1,0 +1,88 @@
+"""Loading and checking search spaces before any trial runs.
+
+A space is a define-by-run function `space(trial)` that calls `trial.suggest_*` with config field paths
+and may return constants by field path. `check_space` runs it against a throwaway in-memory study many
+times (to see every conditional branch) and validates every name and both ends of every range against
+the typed config, so a bad space fails at sweep start with one line.
+"""
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Any, Callable
+
+import optuna
+
+from lsdseg.config_io import ConfigError, field_paths, with_values
+
+Space = Callable[[optuna.Trial], "dict[str, Any] | None"]
+
+
+class SpaceError(ValueError):
+    """A search space that cannot be used; one line naming the problem and the fix."""
+
+
+def load_space(name: str) -> Space:
+    """`full`, `loss_weights`, `learning_rates` (search_spaces/), or a path to a .py file with space(trial)."""
+    if name.endswith(".py"):
+        path = Path(name).expanduser().resolve()
+        if not path.is_file():
+            raise SpaceError(f"search space file {path} not found: pass an existing .py file or a built-in space name")
+        spec = importlib.util.spec_from_file_location(f"lsdseg_user_space_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        try:
+            spec.loader.exec_module(module)
+        except Exception as err:  # the user's file: show what broke, in one line
+            raise SpaceError(f"search space file {path} fails to import ({type(err).__name__}: {err}): fix the file") from None
+    else:
+        try:
+            module = importlib.import_module(f"search_spaces.{name}")
+        except ModuleNotFoundError:
+            raise SpaceError(f"unknown search space {name!r}: use full, loss_weights, learning_rates or a path to a .py file") from None
+    space = getattr(module, "space", None)
+    if not callable(space):
+        raise SpaceError(f"search space {name!r} defines no space(trial) function: add one")
+    return space
+
+
+def _sample(space: Space, trial: optuna.Trial, name: str) -> dict[str, Any]:
+    try:
+        constants = space(trial) or {}
+    except (ValueError, TypeError) as err:  # e.g. Optuna rejecting low > high, or log=True with low <= 0
+        raise SpaceError(f"search space {name!r} is invalid: {err}") from None
+    if not isinstance(constants, dict):
+        raise SpaceError(f"search space {name!r} returns {type(constants).__name__}: return None or a dict of field values")
+    return {**trial.params, **constants}
+
+
+def check_space(space: Space, name: str, base: dict[str, Any], draws: int = 64) -> dict[str, optuna.distributions.BaseDistribution]:
+    """Validate a space against the base config tree; returns every parameter's distribution."""
+    known = field_paths()
+    logging.getLogger("optuna").setLevel(logging.WARNING)
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
+    distributions: dict[str, optuna.distributions.BaseDistribution] = {}
+    for _ in range(draws):
+        trial = study.ask()
+        values = _sample(space, trial, name)
+        for key in values:
+            if key not in known:
+                raise SpaceError(f"search space {name!r} names unknown config field {key!r}: use a field path from `lsdseg config`")
+        for key, dist in trial.distributions.items():
+            if key not in distributions:  # each range's ends first: the clearest message for a bad range
+                distributions[key] = dist
+                ends = dist.choices if isinstance(dist, optuna.distributions.CategoricalDistribution) else (dist.low, dist.high)
+                for value in ends:
+                    _validate(base, {key: value}, f"search space {name!r}: {key} range {list(ends)} reaches {value}")
+        _validate(base, values, f"search space {name!r} draws {values}")
+        study.tell(trial, 0.0)
+    return distributions
+
+
+def _validate(base: dict[str, Any], values: dict[str, Any], where: str) -> None:
+    try:
+        with_values(base, values)
+    except ConfigError as err:
+        reason = str(err).split("; fix it")[0]
+        raise SpaceError(f"{where}, which the config rejects ({reason}); narrow the range") from None

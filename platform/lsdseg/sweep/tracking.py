@@ -1,0 +1,102 @@
+"""MLflow for sweeps: the experiment and one parent run per sweep are made on the driver before any
+trial starts; each trial is one nested run, written only by the driver through a Tune callback.
+
+One writer avoids the known races (experiments created by racing workers, runs duplicated per worker,
+tracking URIs lost in trial processes). A trial's run is found again by its Ray trial id, so a resumed
+sweep or a retried trial continues its own run: no duplicates, none left RUNNING.
+"""
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+from typing import Any, Optional
+
+from mlflow.entities import Metric, Param, RunTag
+from mlflow.tracking import MlflowClient
+from ray.tune import Callback
+
+from lsdseg.sweep.searcher import HonestOptunaSearch, trial_outcome
+
+
+def default_tracking_uri() -> str:
+    return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def start_parent(client: MlflowClient, experiment: str, sweep: str, tags: dict[str, str]) -> tuple[str, str]:
+    """(experiment id, parent run id); the experiment is created here, on the driver, if missing."""
+    found = client.get_experiment_by_name(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    run = client.create_run(experiment_id, run_name=sweep, tags={"sweep": sweep, "role": "sweep", **tags})
+    return experiment_id, run.info.run_id
+
+
+def _param_value(value: Any) -> str:
+    return repr(value) if isinstance(value, float) else str(value)  # exact: equal to what Optuna suggested
+
+
+class MLflowTrials(Callback):
+    """Tune callback: one nested MLflow run per trial (params, metric history, outcome, traceback)."""
+
+    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str,
+                 searcher: Optional[HonestOptunaSearch], fixed_params: dict[str, Any], seed: int):
+        self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
+        self.searcher, self.fixed_params, self.seed = searcher, fixed_params, seed
+        self._client: Optional[MlflowClient] = None
+        self._runs: dict[str, str] = {}
+
+    def __getstate__(self) -> dict:  # Tune pickles callbacks with the experiment; clients do not travel
+        return {**self.__dict__, "_client": None, "_runs": {}}
+
+    @property
+    def client(self) -> MlflowClient:
+        if self._client is None:
+            self._client = MlflowClient(self.tracking_uri)
+        return self._client
+
+    def run_id(self, trial) -> str:
+        if trial.trial_id in self._runs:
+            return self._runs[trial.trial_id]
+        query = f"tags.mlflow.parentRunId = '{self.parent_run_id}' and tags.ray_trial_id = '{trial.trial_id}'"
+        found = self.client.search_runs([self.experiment_id], filter_string=query, max_results=1)
+        if found:  # a resumed sweep or a retried trial continues its own run
+            run_id = found[0].info.run_id
+            self.client.update_run(run_id, status="RUNNING")
+        else:
+            number = self.searcher.optuna_number(trial.trial_id) if self.searcher else None
+            tags = {"mlflow.parentRunId": self.parent_run_id, "ray_trial_id": trial.trial_id,
+                    "optuna_trial_number": str(number), "seed": str(self.seed), "status": "running"}
+            run_id = self.client.create_run(self.experiment_id, run_name=str(trial), tags=tags).info.run_id
+            params = {**self.fixed_params, **trial.config}
+            self.client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in sorted(params.items())])
+        self._runs[trial.trial_id] = run_id
+        return run_id
+
+    def on_trial_start(self, iteration, trials, trial, **info):
+        self.run_id(trial)
+
+    def on_trial_result(self, iteration, trials, trial, result, **info):
+        if "step" not in result:
+            return
+        now, step = int(time.time() * 1000), int(result["step"])
+        metrics = [Metric(k, float(v), now, step) for k, v in result.items()
+                   if (k == "miou" or k.startswith(("iou/", "loss/"))) and isinstance(v, (int, float)) and math.isfinite(v)]
+        self.client.log_batch(self.run_id(trial), metrics=metrics)  # one call per evaluation
+
+    def on_trial_complete(self, iteration, trials, trial, **info):
+        self._finish(trial, trial_outcome(trial.last_result, error=False))
+
+    def on_trial_error(self, iteration, trials, trial, **info):
+        run_id = self.run_id(trial)
+        if trial.error_file and Path(trial.error_file).is_file():
+            self.client.log_text(run_id, Path(trial.error_file).read_text(), "error.txt")
+        self._finish(trial, "errored")
+
+    def _finish(self, trial, outcome: str) -> None:
+        run_id = self.run_id(trial)
+        tags = [RunTag("status", outcome)]
+        message = (trial.last_result or {}).get("message")
+        if message:
+            tags.append(RunTag("message", str(message)))
+        self.client.log_batch(run_id, tags=tags)
+        self.client.set_terminated(run_id, "FAILED" if outcome == "errored" else "FINISHED")

@@ -1,0 +1,55 @@
+"""The Ray Tune trainable: one `run_training` call, and nothing more.
+
+Sampled values (config field paths) on top of the sweep's base config; each evaluation is reported with
+its checkpoint; a restarted trial continues from `tune.get_checkpoint()`; GPU memory is freed when the
+trial ends or is stopped.
+"""
+from __future__ import annotations
+
+import gc
+from pathlib import Path
+from typing import Any
+
+import torch
+from ray import tune
+
+from lsdseg.config_io import with_values
+from lsdseg.train import EvalReport, run_training
+
+
+def result_metrics(ev: EvalReport, iterations: int) -> dict[str, Any]:
+    """What a trial reports: the target mIoU, per-class IoU and mean losses, at iteration `step`."""
+    return {
+        "miou": ev.miou, "step": ev.step, "iterations": iterations, "run_status": "running",
+        **{f"iou/{name}": v for name, v in ev.per_class_iou.items()},
+        **{f"loss/{name}": v for name, v in ev.losses.items()},
+    }
+
+
+def lsdseg_trainable(sampled: dict[str, Any], base: dict[str, Any]) -> None:
+    ctx = tune.get_context()
+    trial_dir = Path(ctx.get_trial_dir())
+    cpus = max(1, int(ctx.get_trial_resources().required_resources.get("CPU", 1)))
+    checkpoint = tune.get_checkpoint()
+    # a trial restarted without a checkpoint gets a fresh run folder; one resumed continues its own
+    out = trial_dir / f"run{len(list(trial_dir.glob('run*')))}" if checkpoint is None else trial_dir / "run-resumed"
+    cfg = with_values(base, {**sampled, "train.out_dir": str(out), "train.threads": cpus})
+    last: dict[str, Any] = {}
+
+    def report(ev: EvalReport) -> None:
+        last.update(result_metrics(ev, cfg.train.iterations))
+        tune.report(last, checkpoint=tune.Checkpoint.from_directory(str(Path(ev.checkpoint).parent)))
+
+    try:
+        if checkpoint is None:
+            result = run_training(cfg, report=report)
+        else:
+            with checkpoint.as_directory() as folder:
+                result = run_training(cfg, report=report, resume=Path(folder) / "checkpoint.pt")
+        if result.status == "diverged":  # ends the trial with its reason; the searcher files it as FAIL
+            tune.report({"miou": last.get("miou", 0.0), "iterations": cfg.train.iterations,
+                         **last, "step": result.step, "run_status": "diverged", "message": result.message})
+    finally:
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
