@@ -81,6 +81,12 @@ def _resume_state(path: Path | str, cfg: Config) -> dict:
     return state
 
 
+def latest_checkpoint(out_dir: Path | str) -> Optional[Path]:
+    """The newest evaluation checkpoint of a run folder, or None."""
+    found = sorted(Path(out_dir).glob("checkpoints/step_*/checkpoint.pt"))
+    return found[-1] if found else None
+
+
 def _prune(ckpt_dir: Path, keep: int) -> None:
     for old in sorted(ckpt_dir.glob("step_*"))[:-keep]:
         for f in old.iterdir():

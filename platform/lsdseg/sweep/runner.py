@@ -60,10 +60,12 @@ class SweepOutcome:
 
 
 def _reference(tree: dict[str, Any], mode: str, out_dir: str) -> float:
-    """A reference run on the same base config (e.g. source-only), as a Ray task beside the trials."""
-    from lsdseg.train import run_training
+    """A reference run on the same base config (e.g. source-only), as a Ray task beside the trials;
+    a resumed sweep continues it from its own latest checkpoint."""
+    from lsdseg.train import latest_checkpoint, run_training
 
-    return run_training(with_values(tree, {"train.mode": mode, "train.out_dir": out_dir})).miou
+    cfg = with_values(tree, {"train.mode": mode, "train.out_dir": out_dir})
+    return run_training(cfg, resume=latest_checkpoint(out_dir)).miou
 
 
 def _searcher(s: SweepSettings, space, folder: Path, defaults: dict[str, Any]) -> HonestOptunaSearch:
@@ -95,6 +97,8 @@ def _trainable(tree: dict[str, Any], s: SweepSettings):
 
 def _start_ray(s: SweepSettings) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # short trials checkpoint often by design; Tune's snapshot-frequency warning is noise here
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if s.address:
         ray.init(address=s.address, log_to_driver=False)
     else:  # a fresh local instance, never one left over by a killed driver; no dashboard to expose
@@ -154,7 +158,7 @@ def resume_sweep(folder: Path, address: Optional[str] = None) -> SweepOutcome:
 
 def _finish(tuner, folder: Path, state: dict, s: SweepSettings, tree: dict, client: MlflowClient) -> SweepOutcome:
     pending = None
-    if "source_only" not in state["references"]:
+    if s.references and "source_only" not in state["references"]:
         task = ray.remote(num_cpus=s.cpus_per_trial, num_gpus=s.gpus_per_trial)(_reference)
         pending = task.remote(tree, "source_only", str(folder / "reference-source_only"))
     try:

@@ -22,6 +22,7 @@ class SweepSettings:
     scheduler: Literal["asha", "none"] = "asha"
     grace_period: int = Field(100, gt=0)  # ASHA: iterations every trial gets before it may be stopped
     reduction_factor: float = Field(3.0, gt=1)  # ASHA: keep the top 1/reduction_factor at each rung
+    references: bool = True  # also run source-only on the base config, beside the trials, for comparison
     max_failures: int = Field(2, ge=0)  # retries of a trial that crashed (node loss), from its checkpoint
     experiment: str = "lsdseg"  # MLflow experiment
     tracking_uri: Optional[str] = None  # None: sqlite:///<cwd>/mlflow.db
