@@ -27,11 +27,10 @@ def run(method: str, searcher: str, scheduler: str, trials: int, concurrency: in
     start = time.perf_counter()
     outcome = start_sweep(settings, cfg)
     completed = [r for r in outcome.rows if r.status == "completed"]
-    defaults = next((r for r in outcome.rows if r.optuna_number == 0), None)
     return {"method": method, "wall_seconds": round(time.perf_counter() - start, 1),
             "best_miou": max((r.miou for r in completed), default=float("nan")),
             "best_params": completed[0].params if completed else None,
-            "default_weights_miou": defaults.miou if defaults else None,
+            "default_weights_miou": outcome.references.get("default_weights"),
             "trial_iterations": sum(r.steps for r in outcome.rows),
             "statuses": {s: sum(r.status == s for r in outcome.rows) for s in {r.status for r in outcome.rows}},
             "references": outcome.references, "folder": str(outcome.folder)}

@@ -79,9 +79,16 @@ def _searcher(s: SweepSettings, space, folder: Path, defaults: dict[str, Any]) -
                               storage=storage, points_to_evaluate=[defaults] if defaults else None)
 
 
+def _inside(dist: optuna.distributions.BaseDistribution, value: Any) -> bool:
+    if isinstance(dist, optuna.distributions.CategoricalDistribution):
+        return value in dist.choices
+    return dist.low <= value <= dist.high
+
+
 def _defaults_point(cfg: Config, distributions: dict) -> dict[str, Any]:
+    """The base config's values of the searched fields (those inside the space's ranges)."""
     values = field_paths(cfg)
-    return {k: values[k] for k, d in distributions.items() if d._contains(d.to_internal_repr(values[k]))}
+    return {k: values[k] for k, d in distributions.items() if _inside(d, values[k])}
 
 
 def _scheduler(s: SweepSettings, cfg: Config):
@@ -116,7 +123,8 @@ def start_sweep(s: SweepSettings, cfg: Config) -> SweepOutcome:
     dump_config(cfg, folder / "config.yaml")
     uri = s.tracking_uri or default_tracking_uri()
     client = MlflowClient(uri)
-    tags = {"git_sha": git_sha(), "mlflow.source.git.commit": git_sha(), "search_space": s.space,
+    sha = git_sha()
+    tags = {"git_sha": sha, "mlflow.source.git.commit": sha, "search_space": s.space,
             "sampler": s.searcher, "sampler_seed": str(s.sampler_seed), "scheduler": s.scheduler}
     experiment_id, parent = start_parent(client, s.experiment, s.name, tags)
     client.log_artifact(parent, str(folder / "config.yaml"))
@@ -172,7 +180,9 @@ def _finish(tuner, folder: Path, state: dict, s: SweepSettings, tree: dict, clie
     numbers = {r.data.tags.get("ray_trial_id"): r.data.tags.get("optuna_trial_number") for r in client.search_runs(
         [state["experiment_id"]], filter_string=f"tags.mlflow.parentRunId = '{parent}'", max_results=10_000)}
     rows = sorted((_row(r, numbers) for r in grid), key=lambda r: (r.status == "completed", r.miou), reverse=True)
-    defaults = next((r for r in rows if r.optuna_number == 0), None)
+    base = field_paths(with_values(tree, {}))
+    # trial 0 measures the default weights only if it ran exactly the base config's values
+    defaults = next((r for r in rows if r.optuna_number == 0 and all(base[k] == v for k, v in r.params.items())), None)
     if defaults is not None:
         state["references"]["default_weights"] = defaults.miou
     best = next((r for r in rows if r.status == "completed"), rows[0] if rows else None)
