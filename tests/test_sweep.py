@@ -7,6 +7,7 @@ short of its iterations is PRUNED).
 """
 from __future__ import annotations
 
+import json
 import os
 import signal
 import sqlite3
@@ -19,6 +20,8 @@ import psutil
 import pytest
 from mlflow.tracking import MlflowClient
 from optuna.trial import TrialState
+
+from lsdseg.config_io import field_paths, load_config
 
 STATES = {"completed": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "diverged": TrialState.FAIL, "errored": TrialState.FAIL}
 
@@ -89,7 +92,10 @@ def test_smoke_sweep_keeps_mlflow_optuna_and_tune_in_step(tmp_path, cache_dir):
     outcomes = check_invariants(tmp_path, "s1", 5, 6, 2)
     assert outcomes.count("completed") >= 1
     assert "references: source only" in run.stdout and "mlflow ui --backend-store-uri sqlite:///" in run.stdout
-    assert (tmp_path / "sweeps" / "s1" / "best.json").is_file()
+    folder = tmp_path / "sweeps" / "s1"
+    best = json.loads((folder / "best.json").read_text())
+    resolved = field_paths(load_config(folder / "best_config.yaml"))  # the winner's config, ready for lsdseg train
+    assert best["params"] and all(resolved[k] == v for k, v in best["params"].items())
 
 
 @pytest.mark.slow

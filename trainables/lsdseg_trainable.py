@@ -7,8 +7,9 @@ trial ends or is stopped.
 from __future__ import annotations
 
 import gc
+import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Optional
 
 import torch
 from ray import tune
@@ -26,7 +27,9 @@ def result_metrics(ev: EvalReport, iterations: int) -> dict[str, Any]:
     }
 
 
-def lsdseg_trainable(sampled: dict[str, Any], base: dict[str, Any]) -> None:
+def lsdseg_trainable(sampled: dict[str, Any], base: dict[str, Any], tracking_uri: Optional[str] = None) -> None:
+    if tracking_uri:  # the driver logs every trial; this only keeps any MLflow call in a trial on the same store
+        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     ctx = tune.get_context()
     trial_dir = Path(ctx.get_trial_dir())
     cpus = max(1, int(ctx.get_trial_resources().required_resources.get("CPU", 1)))

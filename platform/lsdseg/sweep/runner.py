@@ -98,8 +98,9 @@ def _scheduler(s: SweepSettings, cfg: Config):
                          grace_period=min(s.grace_period, cfg.train.iterations), reduction_factor=s.reduction_factor)
 
 
-def _trainable(tree: dict[str, Any], s: SweepSettings):
-    return tune.with_resources(tune.with_parameters(lsdseg_trainable, base=tree), {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
+def _trainable(tree: dict[str, Any], s: SweepSettings, tracking_uri: str):
+    trainable = tune.with_parameters(lsdseg_trainable, base=tree, tracking_uri=tracking_uri)
+    return tune.with_resources(trainable, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
 
 
 def _start_ray(s: SweepSettings) -> None:
@@ -138,7 +139,7 @@ def start_sweep(s: SweepSettings, cfg: Config) -> SweepOutcome:
     searcher = _searcher(s, space, folder, _defaults_point(cfg, distributions))
     callback = MLflowTrials(uri, experiment_id, parent, searcher, {k: field_paths(cfg)[k] for k in KEY_FIXED}, cfg.train.seed)
     tuner = tune.Tuner(
-        _trainable(tree, s),
+        _trainable(tree, s, uri),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(s, cfg), num_samples=s.num_samples,
                                     max_concurrent_trials=s.max_concurrent, time_budget_s=s.time_budget_s, reuse_actors=True),
         run_config=tune.RunConfig(name="trials", storage_path=str(folder), callbacks=[callback, SweepProgress(s.num_samples)],
@@ -160,7 +161,7 @@ def resume_sweep(folder: Path, address: Optional[str] = None) -> SweepOutcome:
     client = MlflowClient(state["tracking_uri"])
     client.update_run(state["parent_run_id"], status="RUNNING")
     _start_ray(s)
-    tuner = tune.Tuner.restore(str(folder / "trials"), trainable=_trainable(tree, s), resume_unfinished=True, resume_errored=True)
+    tuner = tune.Tuner.restore(str(folder / "trials"), trainable=_trainable(tree, s, state["tracking_uri"]), resume_unfinished=True, resume_errored=True)
     return _finish(tuner, folder, state, s, tree, client)
 
 
@@ -190,7 +191,9 @@ def _finish(tuner, folder: Path, state: dict, s: SweepSettings, tree: dict, clie
     if best is not None:
         metrics["best_miou"] = best.miou
         (folder / "best.json").write_text(json.dumps(dataclasses.asdict(best), indent=2))
+        dump_config(with_values(tree, best.params), folder / "best_config.yaml")  # retrain: lsdseg train --config it
         client.log_artifact(parent, str(folder / "best.json"))
+        client.log_artifact(parent, str(folder / "best_config.yaml"))
         if best.checkpoint:
             client.log_artifacts(parent, str(Path(best.checkpoint).parent), "best_checkpoint")
     for key, value in metrics.items():
