@@ -14,7 +14,7 @@ def _space(trial):
 
 @pytest.mark.parametrize("result, error, state", [
     ({"miou": 0.4, "step": 600, "iterations": 600}, False, TrialState.COMPLETE),
-    ({"miou": 0.2, "step": 100, "iterations": 600}, False, TrialState.PRUNED),  # what ASHA's stop looks like
+    ({"miou": 0.2, "step": 100, "iterations": 600, "training_iteration": 1}, False, TrialState.PRUNED),  # ASHA's stop
     ({"miou": 0.2, "step": 300, "iterations": 600, "run_status": "diverged"}, False, TrialState.FAIL),
     (None, True, TrialState.FAIL),
     (None, False, TrialState.PRUNED),  # stopped before its first evaluation
@@ -30,6 +30,8 @@ def test_outcomes_reach_optuna(tmp_path, result, error, state):
     assert searcher.optuna_number("t1") == 0
     if state == TrialState.COMPLETE:
         assert study.trials[0].value == 0.4
+    if state == TrialState.PRUNED and result:  # the result ASHA stopped it on is not lost to TPE
+        assert study.trials[0].intermediate_values == {1: 0.2}
 
 
 def test_outcome_names():

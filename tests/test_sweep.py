@@ -80,6 +80,8 @@ def check_invariants(cwd, name, num_samples, iterations, eval_every):
         status = child.data.tags["status"]
         assert trial.state == STATES[status]
         assert (steps[-1] == iterations) == (status == "completed")
+        if status == "pruned":  # the value it was stopped on reached TPE
+            assert trial.intermediate_values
         outcomes.append(status)
     return outcomes
 

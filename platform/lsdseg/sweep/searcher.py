@@ -1,7 +1,8 @@
 """Ray Tune's OptunaSearch, telling Optuna the truth about trials that did not finish.
 
 Tune reports an ASHA-stopped trial to the searcher with its last result, which stock OptunaSearch files
-as COMPLETE (ray PR #15283 only covered results without a value). Here a trial whose last result is
+as COMPLETE (ray PR #15283 only covered results without a value), and never passes it that last result
+as an intermediate value. Here a trial whose last result is
 short of its planned iterations is told PRUNED, and a diverged one FAIL, so TPE learns from both
 correctly and optuna-dashboard shows what happened.
 """
@@ -11,6 +12,7 @@ import logging
 from typing import Optional
 
 from optuna.trial import TrialState
+from ray.air.constants import TRAINING_ITERATION
 from ray.tune.search.optuna import OptunaSearch
 
 log = logging.getLogger(__name__)
@@ -36,6 +38,10 @@ class HonestOptunaSearch(OptunaSearch):
             return
         outcome = trial_outcome(result, error)
         value = result.get(self.metric) if outcome == "completed" else None
+        if outcome == "pruned" and result and self.metric in result:
+            # Tune skips on_trial_result for the result that made ASHA stop a trial: record it here, so
+            # a trial stopped at its first rung still tells TPE how it did.
+            self._ot_trials[trial_id].report(result[self.metric], result.get(TRAINING_ITERATION, result["step"]))
         try:
             self._ot_study.tell(self._ot_trials[trial_id], value, state=_STATES[outcome])
         except Exception as exc:  # a finished Optuna trial (e.g. told before a driver crash) stays as it is
