@@ -38,16 +38,17 @@ def run(method: str, searcher: str, scheduler: str, trials: int, concurrency: in
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=14)
+    parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--methods", nargs="+", default=["tpe_asha", "random_full"], choices=["tpe_asha", "random_full"])
     parser.add_argument("--out", default="bench/results/search_quality")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     root = Path(args.out).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    runs = [run("tpe_asha", "tpe", "asha", args.trials, args.concurrency, root, args.seed),
-            run("random_full", "random", "none", args.trials, args.concurrency, root, args.seed)]
+    methods = {"tpe_asha": ("tpe", "asha"), "random_full": ("random", "none")}
+    runs = [run(m, *methods[m], args.trials, args.concurrency, root, args.seed) for m in args.methods]
     report = {"benchmark": "search_quality", "trials": args.trials, "runs": runs}
     (root / f"{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(report, indent=2))
     print(json.dumps(report, indent=2))

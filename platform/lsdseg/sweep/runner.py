@@ -70,7 +70,10 @@ def _reference(tree: dict[str, Any], mode: str, out_dir: str) -> float:
 
 def _searcher(s: SweepSettings, space, folder: Path, defaults: dict[str, Any]) -> HonestOptunaSearch:
     if s.searcher == "tpe":
-        sampler = optuna.samplers.TPESampler(seed=s.sampler_seed, multivariate=True, group=True, constant_liar=True)
+        # TPE's default of 10 random start-up trials would leave a 12-trial sweep almost unguided.
+        startup = max(3, s.num_samples // 3)
+        sampler = optuna.samplers.TPESampler(seed=s.sampler_seed, multivariate=True, group=True, constant_liar=True,
+                                             n_startup_trials=startup)
     else:
         sampler = optuna.samplers.RandomSampler(seed=s.sampler_seed)
     storage = optuna.storages.RDBStorage(f"sqlite:///{folder / 'optuna.db'}")
