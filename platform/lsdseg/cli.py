@@ -18,6 +18,7 @@ from lsdseg.checkpoint import CheckpointError
 from lsdseg.config_io import ConfigError, load_config, to_dict, with_overrides
 from lsdseg.data.base import DataError
 from lsdseg.models import PretrainedError
+from lsdseg.sweep.settings import SweepSettings  # pydantic only: no Ray, Optuna or MLflow at start-up
 from lsdseg.train import ResumeError
 
 USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, CheckpointError, PretrainedError, ResumeError)
@@ -69,6 +70,11 @@ def main() -> None:
     """LSD-seg: sim-to-real semantic segmentation (Sankaranarayanan et al., CVPR 2018)."""
 
 
+def _default(field: str):
+    """A sweep option's default, from the one place that defines it."""
+    return SweepSettings.__pydantic_fields__[field].default
+
+
 CONFIG_HELP = "YAML file of config sections, or a packaged config's name; repeat to layer (later wins)."
 
 
@@ -102,20 +108,20 @@ def train(ctx: click.Context, config_paths: tuple[str, ...], resume: str | None,
 
 @main.command(context_settings=EXTRA)
 @click.option("--config", "config_paths", multiple=True, help=CONFIG_HELP + " Applied after configs/sweep.yaml.")
-@click.option("--space", default="full", show_default=True, help="Search space: full, loss_weights, learning_rates, or a .py file.")
-@click.option("--num-samples", type=int, default=12, show_default=True, help="Number of trials.")
-@click.option("--concurrency", "max_concurrent", type=int, default=2, show_default=True, help="Trials running at once.")
+@click.option("--space", default=_default("space"), show_default=True, help="Search space: full, loss_weights, learning_rates, or a .py file.")
+@click.option("--num-samples", type=int, default=_default("num_samples"), show_default=True, help="Number of trials.")
+@click.option("--concurrency", "max_concurrent", type=int, default=_default("max_concurrent"), show_default=True, help="Trials running at once.")
 @click.option("--time-budget", "time_budget_s", type=float, default=None, help="Seconds after which the sweep stops.")
-@click.option("--cpus-per-trial", type=float, default=1.0, show_default=True)
-@click.option("--gpus-per-trial", type=float, default=0.0, show_default=True, help="Fractions pack trials on a GPU.")
-@click.option("--searcher", type=click.Choice(["tpe", "random"]), default="tpe", show_default=True)
-@click.option("--scheduler", type=click.Choice(["asha", "none"]), default="asha", show_default=True)
-@click.option("--grace-period", type=int, default=200, show_default=True, help="ASHA: iterations before a trial may be stopped.")
-@click.option("--reduction-factor", type=float, default=3.0, show_default=True, help="ASHA: keep the top 1/N at each rung.")
-@click.option("--seed", "sampler_seed", type=int, default=0, show_default=True, help="Sampler seed.")
+@click.option("--cpus-per-trial", type=float, default=_default("cpus_per_trial"), show_default=True)
+@click.option("--gpus-per-trial", type=float, default=_default("gpus_per_trial"), show_default=True, help="Fractions pack trials on a GPU.")
+@click.option("--searcher", type=click.Choice(["tpe", "random"]), default=_default("searcher"), show_default=True)
+@click.option("--scheduler", type=click.Choice(["asha", "none"]), default=_default("scheduler"), show_default=True)
+@click.option("--grace-period", type=int, default=_default("grace_period"), show_default=True, help="ASHA: iterations before a trial may be stopped.")
+@click.option("--reduction-factor", type=float, default=_default("reduction_factor"), show_default=True, help="ASHA: keep the top 1/N at each rung.")
+@click.option("--seed", "sampler_seed", type=int, default=_default("sampler_seed"), show_default=True, help="Sampler seed.")
 @click.option("--name", default=None, help="Sweep name (default: sweep-<time>); its folder is sweeps/<name>.")
-@click.option("--root", default="sweeps", show_default=True, help="Folder that holds sweep folders.")
-@click.option("--experiment", default="lsdseg", show_default=True, help="MLflow experiment.")
+@click.option("--root", default=_default("root"), show_default=True, help="Folder that holds sweep folders.")
+@click.option("--experiment", default=_default("experiment"), show_default=True, help="MLflow experiment.")
 @click.option("--tracking-uri", default=None, help="MLflow tracking URI (default: sqlite:///./mlflow.db).")
 @click.option("--address", default=None, help="Ray cluster address, e.g. auto (default: a local Ray).")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue this interrupted sweep folder.")
@@ -127,8 +133,6 @@ def sweep(ctx: click.Context, config_paths: tuple[str, ...], resume_dir: str | N
     from lsdseg.config_io import PACKAGED
     from lsdseg.sweep import leaderboard
     from lsdseg.sweep.runner import resume_sweep, start_sweep
-    from lsdseg.sweep.settings import SweepSettings
-
     if resume_dir is not None:
         outcome = resume_sweep(Path(resume_dir), options["address"])
     else:
