@@ -133,6 +133,7 @@ def sweep(ctx: click.Context, config_paths: tuple[str, ...], resume_dir: str | N
     from lsdseg.config_io import PACKAGED
     from lsdseg.sweep import leaderboard
     from lsdseg.sweep.runner import resume_sweep, start_sweep
+
     if resume_dir is not None:
         outcome = resume_sweep(Path(resume_dir), options["address"])
     else:

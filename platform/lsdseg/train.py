@@ -158,8 +158,8 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
         losses = train_step(nets, opts, x_s, y_s, x_t, cfg.loss, autocast)
         values = torch.stack([v.float() for v in losses.values()]).cpu()  # one device sync per step
         if not bool(torch.isfinite(values).all()):
-            bad = next(k for k, v in zip(losses, values) if not math.isfinite(float(v)))
-            status, message = "diverged", f"{bad} became {float(values[list(losses).index(bad)])} at iteration {step}"
+            name, value = next((k, v) for k, v in zip(losses, values.tolist()) if not math.isfinite(v))
+            status, message = "diverged", f"{name} became {value} at iteration {step}"
             break
         for k, v in zip(losses, values.tolist()):
             sums[k] += v
