@@ -18,17 +18,12 @@ from lsdseg.checkpoint import CheckpointError
 from lsdseg.config_io import ConfigError, load_config, to_dict, with_overrides
 from lsdseg.data.base import DataError
 from lsdseg.models import PretrainedError
+from lsdseg.sweep.errors import SpaceError, SweepError
 from lsdseg.sweep.settings import SweepSettings  # pydantic only: no Ray, Optuna or MLflow at start-up
 from lsdseg.train import ResumeError
 
-USER_ERRORS: tuple[type[Exception], ...] = (ConfigError, DataError, CheckpointError, PretrainedError, ResumeError)
+USER_ERRORS = (ConfigError, DataError, CheckpointError, PretrainedError, ResumeError, SpaceError, SweepError)
 EXTRA = {"ignore_unknown_options": True, "allow_extra_args": True}
-
-
-def _user_errors() -> tuple[type[Exception], ...]:
-    """Our own one-line errors; the sweep's only once its (heavy) modules have been imported."""
-    sweep = sys.modules.get("lsdseg.sweep.runner")
-    return USER_ERRORS + ((sweep.SweepError, sys.modules["lsdseg.sweep.spaces"].SpaceError) if sweep else ())
 
 
 def one_line_errors(fn):
@@ -36,7 +31,7 @@ def one_line_errors(fn):
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except _user_errors() as err:
+        except USER_ERRORS as err:
             raise click.ClickException(str(err)) from None
         except KeyboardInterrupt:
             click.echo("interrupted: the last evaluation's checkpoint is kept; continue with --resume", err=True)

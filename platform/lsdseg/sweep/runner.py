@@ -22,6 +22,7 @@ from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
 from lsdseg.config import Config
 from lsdseg.config_io import dump_config, field_paths, load_config, to_dict, with_values
 from lsdseg.runinfo import git_sha
+from lsdseg.sweep.errors import SweepError
 from lsdseg.sweep.progress import SweepProgress
 from lsdseg.sweep.searcher import HonestOptunaSearch, trial_outcome
 from lsdseg.sweep.settings import SweepSettings
@@ -32,10 +33,6 @@ from trainables.lsdseg_trainable import lsdseg_trainable
 # Fixed settings logged with every trial, so MLflow's compare view shows what the trials shared.
 KEY_FIXED = ("train.mode", "train.iterations", "train.eval_every", "train.seed", "model.backbone",
              "data.source.name", "data.target.name", "data.batch_size", "data.crop_height", "data.crop_width")
-
-
-class SweepError(ValueError):
-    """A sweep that cannot start or resume; one line naming the problem and the fix."""
 
 
 @dataclass(frozen=True)

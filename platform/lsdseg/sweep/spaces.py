@@ -16,12 +16,9 @@ from typing import Any, Callable
 import optuna
 
 from lsdseg.config_io import ConfigError, field_paths, with_values
+from lsdseg.sweep.errors import SpaceError
 
 Space = Callable[[optuna.Trial], "dict[str, Any] | None"]
-
-
-class SpaceError(ValueError):
-    """A search space that cannot be used; one line naming the problem and the fix."""
 
 
 def load_space(name: str) -> Space:

@@ -1,0 +1,9 @@
+"""The sweep's one-line user errors, importable without Ray, Optuna or MLflow (the CLI catches them)."""
+
+
+class SpaceError(ValueError):
+    """A search space that cannot be used; one line naming the problem and the fix."""
+
+
+class SweepError(ValueError):
+    """A sweep that cannot start or resume; one line naming the problem and the fix."""
