@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from typing import Any, Optional
 
+import ray
 import torch
 from ray import tune
 
@@ -37,7 +38,7 @@ def lsdseg_trainable(sampled: dict[str, Any], base: dict[str, Any], tracking_uri
     # a trial restarted without a checkpoint gets a fresh run folder; one resumed continues its own
     out = trial_dir / f"run{len(list(trial_dir.glob('run*')))}" if checkpoint is None else trial_dir / "run-resumed"
     cfg = with_values(base, {**sampled, "train.out_dir": str(out), "train.threads": cpus})
-    last: dict[str, Any] = {}
+    last: dict[str, Any] = {"node_id": ray.get_runtime_context().get_node_id()}  # which node ran it, for MLflow
 
     def report(ev: EvalReport) -> None:
         last.update(result_metrics(ev, cfg.train.iterations))

@@ -104,6 +104,7 @@ class TrainConfig:
     out_dir: Optional[str] = None  # resolved config, metrics and checkpoints; None = runs/<mode>-<time>
     keep_checkpoints: int = Field(1, ge=1)  # newest N evaluation checkpoints kept on disk
     explode_at: Optional[int] = Field(None, ge=0)  # testing aid: make the loss NaN at this iteration
+    crash_at: Optional[int] = Field(None, ge=0)  # testing aid: raise an error at this iteration (a crashing trial)
 
 
 @dataclass(config=_STRICT)

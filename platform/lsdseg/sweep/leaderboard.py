@@ -20,8 +20,12 @@ def render(outcome: SweepOutcome, top: int = 10) -> str:
     if refs:
         lines.append("references: " + ", ".join(f"{k.replace('_', ' ')} {v * 100:.1f}" for k, v in refs.items())
                      + "  (default weights = optuna trial 0)")
+    copy = outcome.folder / "best_checkpoint" / "checkpoint.pt"
     if outcome.best is not None:
-        lines.append(f"best checkpoint: {outcome.best.checkpoint}")
+        lines.append(f"best checkpoint: {copy if copy.is_file() else outcome.best.checkpoint}")
     lines.append(f"sweep folder: {outcome.folder}   (resume: lsdseg sweep --resume {outcome.folder})")
-    lines.append(f"compare trials: mlflow ui --backend-store-uri {outcome.tracking_uri}   (serves on 127.0.0.1:5000)")
+    if outcome.tracking_uri.startswith("http"):  # a tracking server, e.g. the cluster head's, reached by tunnel
+        lines.append(f"compare trials: open {outcome.tracking_uri} in a browser")
+    else:
+        lines.append(f"compare trials: mlflow ui --backend-store-uri {outcome.tracking_uri}   (serves on 127.0.0.1:5000)")
     return "\n".join(lines)

@@ -2,13 +2,16 @@
 
 A sweep folder `<root>/<name>/` holds everything needed to resume it: `sweep.json` (settings, MLflow ids,
 references), `config.yaml` (the base config), `optuna.db` (the study, also for optuna-dashboard) and
-`trials/` (Ray Tune's experiment: trial states, checkpoints, searcher state).
+`trials/` (Ray Tune's experiment: trial states, checkpoints, searcher state). On a cluster the Tune
+experiment lives under `--storage` (shared folder or s3:// URI) instead, and the best checkpoint is copied
+back into `best_checkpoint/`.
 """
 from __future__ import annotations
 
 import dataclasses
 import json
 import os
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
@@ -18,6 +21,7 @@ import ray
 from mlflow.tracking import MlflowClient
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler
+from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from lsdseg.config import Config
 from lsdseg.config_io import dump_config, field_paths, load_config, to_dict, with_values
@@ -38,6 +42,7 @@ KEY_FIXED = ("train.mode", "train.iterations", "train.eval_every", "train.seed",
 @dataclass(frozen=True)
 class TrialRow:
     name: str
+    path: str  # the trial's folder in the Tune experiment (a URI on remote storage)
     optuna_number: Optional[int]
     status: str
     steps: int
@@ -82,7 +87,7 @@ def _searcher(s: SweepSettings, space, folder: Path, defaults: dict[str, Any]) -
 def _inside(dist: optuna.distributions.BaseDistribution, value: Any) -> bool:
     if isinstance(dist, optuna.distributions.CategoricalDistribution):
         return value in dist.choices
-    return dist.low <= value <= dist.high
+    return value is not None and dist.low <= value <= dist.high
 
 
 def _defaults_point(cfg: Config, distributions: dict) -> dict[str, Any]:
@@ -103,17 +108,41 @@ def _trainable(tree: dict[str, Any], s: SweepSettings, tracking_uri: str):
     return tune.with_resources(trainable, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
 
 
+def _code_dirs() -> list[str]:
+    """The packages a trial imports, shipped from the driver: code edited on the head reaches every node."""
+    import lsdseg
+    import search_spaces
+    import trainables
+
+    return [next(iter(m.__path__)) for m in (lsdseg, search_spaces, trainables)]
+
+
 def _start_ray(s: SweepSettings) -> None:
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     # short trials checkpoint often by design; Tune's snapshot-frequency warning is noise here
     os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
     if s.address:
-        ray.init(address=s.address, log_to_driver=False)
+        ray.init(address=s.address, log_to_driver=False, runtime_env={"py_modules": _code_dirs()})
     else:  # a fresh local instance, never one left over by a killed driver; no dashboard to expose
         ray.init(address="local", include_dashboard=False, log_to_driver=False)
 
 
+def _experiment(s: SweepSettings, folder: Path) -> tuple[str, str]:
+    """(storage_path, name) of the Tune experiment: the sweep folder's trials/ on one machine, else
+    <storage>/<sweep name>, which every node reaches."""
+    return (str(folder), "trials") if s.storage is None else (s.storage, s.name)
+
+
+def _shared(storage: Optional[str]) -> Optional[str]:
+    """An absolute folder or a URI, as Ray needs it."""
+    return storage if storage is None or "://" in storage else str(Path(storage).resolve())
+
+
 def start_sweep(s: SweepSettings, cfg: Config) -> SweepOutcome:
+    if s.address and s.storage is None:
+        raise SweepError("a sweep on a cluster needs storage every node reaches for its checkpoints: "
+                         "pass --storage s3://bucket/prefix or a folder mounted on every node (or set LSDSEG_STORAGE)")
+    s = dataclasses.replace(s, storage=_shared(s.storage))
     space = load_space(s.space)
     tree = to_dict(cfg)
     distributions = check_space(space, s.space, tree)  # before Ray starts: a bad space costs nothing
@@ -121,6 +150,10 @@ def start_sweep(s: SweepSettings, cfg: Config) -> SweepOutcome:
     if folder.exists():
         raise SweepError(f"sweep folder {folder} exists: continue it with --resume {folder}, or pick another --name")
     folder.mkdir(parents=True)
+    if s.space.endswith(".py"):  # the sweep keeps the space it runs: a resume reloads this copy
+        shutil.copyfile(Path(s.space).expanduser().resolve(), folder / "space.py")
+        s = dataclasses.replace(s, space=str(folder / "space.py"))
+        space = load_space(s.space)
     dump_config(cfg, folder / "config.yaml")
     uri = s.tracking_uri or default_tracking_uri()
     client = MlflowClient(uri)
@@ -142,7 +175,7 @@ def start_sweep(s: SweepSettings, cfg: Config) -> SweepOutcome:
         _trainable(tree, s, uri),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(s, cfg), num_samples=s.num_samples,
                                     max_concurrent_trials=s.max_concurrent, time_budget_s=s.time_budget_s, reuse_actors=True),
-        run_config=tune.RunConfig(name="trials", storage_path=str(folder), callbacks=[callback, SweepProgress(s.num_samples)],
+        run_config=tune.RunConfig(storage_path=_experiment(s, folder)[0], name=_experiment(s, folder)[1], callbacks=[callback, SweepProgress(s.num_samples)],
                                   failure_config=tune.FailureConfig(max_failures=s.max_failures),
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=0),
     )
@@ -155,20 +188,24 @@ def resume_sweep(folder: Path, address: Optional[str] = None) -> SweepOutcome:
         raise SweepError(f"{folder} is not a sweep folder (no sweep.json): pass the folder `lsdseg sweep` printed")
     state = json.loads((folder / "sweep.json").read_text())
     s = SweepSettings(**{**state["settings"], "address": address or state["settings"]["address"]})
-    if not tune.Tuner.can_restore(str(folder / "trials")):
+    experiment = "/".join(_experiment(s, folder))
+    if not tune.Tuner.can_restore(experiment):
         raise SweepError(f"{folder} holds no Ray Tune state to resume (it stopped before the first trial): start a new sweep")
     tree = to_dict(load_config(folder / "config.yaml"))
+    load_space(s.space)  # a space file's module must be importable before Tune unpickles the searcher
     client = MlflowClient(state["tracking_uri"])
     client.update_run(state["parent_run_id"], status="RUNNING")
     _start_ray(s)
-    tuner = tune.Tuner.restore(str(folder / "trials"), trainable=_trainable(tree, s, state["tracking_uri"]), resume_unfinished=True, resume_errored=True)
+    tuner = tune.Tuner.restore(experiment, trainable=_trainable(tree, s, state["tracking_uri"]), resume_unfinished=True, resume_errored=True)
     return _finish(tuner, folder, state, s, tree, client)
 
 
 def _finish(tuner, folder: Path, state: dict, s: SweepSettings, tree: dict, client: MlflowClient) -> SweepOutcome:
     pending = None
     if s.references and "source_only" not in state["references"]:
-        task = ray.remote(num_cpus=s.cpus_per_trial, num_gpus=s.gpus_per_trial)(_reference)
+        # on the driver's node where it fits, so that its run folder sits in the sweep folder
+        here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
+        task = ray.remote(num_cpus=s.cpus_per_trial, num_gpus=s.gpus_per_trial, scheduling_strategy=here)(_reference)
         pending = task.remote(tree, "source_only", str(folder / "reference-source_only"))
     try:
         grid = tuner.fit()
@@ -180,6 +217,7 @@ def _finish(tuner, folder: Path, state: dict, s: SweepSettings, tree: dict, clie
     parent = state["parent_run_id"]
     numbers = {r.data.tags.get("ray_trial_id"): r.data.tags.get("optuna_trial_number") for r in client.search_runs(
         [state["experiment_id"]], filter_string=f"tags.mlflow.parentRunId = '{parent}'", max_results=10_000)}
+    results = {r.path: r for r in grid}
     rows = sorted((_row(r, numbers) for r in grid), key=lambda r: (r.status == "completed", r.miou), reverse=True)
     base = field_paths(with_values(tree, {}))
     # trial 0 measures the default weights only if it ran exactly the base config's values
@@ -194,8 +232,10 @@ def _finish(tuner, folder: Path, state: dict, s: SweepSettings, tree: dict, clie
         dump_config(with_values(tree, best.params), folder / "best_config.yaml")  # retrain: lsdseg train --config it
         client.log_artifact(parent, str(folder / "best.json"))
         client.log_artifact(parent, str(folder / "best_config.yaml"))
-        if best.checkpoint:
-            client.log_artifacts(parent, str(Path(best.checkpoint).parent), "best_checkpoint")
+        checkpoint = results[best.path].checkpoint
+        if checkpoint is not None:  # a local copy, wherever the trial ran and whatever the storage
+            checkpoint.to_directory(str(folder / "best_checkpoint"))
+            client.log_artifacts(parent, str(folder / "best_checkpoint"), "best_checkpoint")
     for key, value in metrics.items():
         client.log_metric(parent, key, value)
     client.set_terminated(parent, "FINISHED")
@@ -207,9 +247,15 @@ def _row(result, numbers: dict[str, Optional[str]]) -> TrialRow:
     history = result.metrics_dataframe
     best = float(history["miou"].max()) if history is not None and "miou" in history else float("nan")
     number = numbers.get(last.get("trial_id"))
+    checkpoint = result.checkpoint
     return TrialRow(
-        name=Path(result.path).name, optuna_number=int(number) if number not in (None, "None") else None,
+        name=Path(result.path).name, path=result.path, optuna_number=int(number) if number not in (None, "None") else None,
         status=trial_outcome(last, error=result.error is not None), steps=int(last.get("step", 0)),
         miou=float(last.get("miou", float("nan"))), best_miou=best, params=dict(result.config),
-        checkpoint=f"{result.checkpoint.path}/checkpoint.pt" if result.checkpoint else None,
+        checkpoint=_location(checkpoint.filesystem, f"{checkpoint.path}/checkpoint.pt") if checkpoint else None,
     )
+
+
+def _location(filesystem, path: str) -> str:
+    """A path on this machine, or a URI (s3://...) where the checkpoint lives on remote storage."""
+    return path if filesystem.type_name == "local" else f"{filesystem.type_name}://{path}"

@@ -30,3 +30,6 @@ class SweepSettings:
     tracking_uri: Optional[str] = None  # None: sqlite:///<cwd>/mlflow.db
     root: str = "sweeps"  # sweep folders go under this
     address: Optional[str] = None  # Ray cluster address ("auto" on a cluster); None: a local Ray
+    # Trial checkpoints: a folder every node mounts (NFS) or an s3:// URI. Ray does not copy trial folders
+    # between nodes, so a cluster needs one. None: the sweep folder, which only a single machine sees.
+    storage: Optional[str] = None

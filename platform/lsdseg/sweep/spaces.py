@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import logging
+import sys
 from pathlib import Path
 from typing import Any, Callable
 
@@ -29,6 +30,8 @@ def load_space(name: str) -> Space:
             raise SpaceError(f"search space file {path} not found: pass an existing .py file or a built-in space name")
         spec = importlib.util.spec_from_file_location(f"lsdseg_user_space_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
+        # registered by name: Tune pickles the searcher, and with it `space`, by reference to this module
+        sys.modules[spec.name] = module
         try:
             spec.loader.exec_module(module)
         except Exception as err:  # the user's file: show what broke, in one line

@@ -44,9 +44,10 @@ class MLflowTrials(Callback):
         self.searcher, self.fixed_params, self.seed = searcher, fixed_params, seed
         self._client: Optional[MlflowClient] = None
         self._runs: dict[str, str] = {}
+        self._nodes: dict[str, list[str]] = {}
 
     def __getstate__(self) -> dict:  # Tune pickles callbacks with the experiment; clients do not travel
-        return {**self.__dict__, "_client": None, "_runs": {}}
+        return {**self.__dict__, "_client": None, "_runs": {}, "_nodes": {}}
 
     @property
     def client(self) -> MlflowClient:
@@ -76,18 +77,37 @@ class MLflowTrials(Callback):
         self.run_id(trial)
 
     def on_trial_result(self, iteration, trials, trial, result, **info):
-        if "step" not in result:
-            return
+        if "step" not in result or result.get("run_status") != "running":
+            return  # a diverged trial's last word is its status and message (tags), not a new evaluation
         now, step = int(time.time() * 1000), int(result["step"])
         metrics = [Metric(k, float(v), now, step) for k, v in result.items()
                    if (k == "miou" or k.startswith(("iou/", "loss/"))) and isinstance(v, (int, float)) and math.isfinite(v)]
-        self.client.log_batch(self.run_id(trial), metrics=metrics)  # one call per evaluation
+        self.client.log_batch(self.run_id(trial), metrics=metrics, tags=self._node_tags(trial, result))  # one call per evaluation
+
+    def _node_tags(self, trial, result: dict) -> list[RunTag]:
+        """Where the trial runs; `ray_nodes` lists every node it ran on, so a restart after a node loss shows."""
+        node = result.get("node_id")
+        if node is None:
+            return []
+        if trial.trial_id not in self._nodes:
+            self._nodes[trial.trial_id] = self._logged_nodes(trial)
+        seen = self._nodes[trial.trial_id]
+        if seen and seen[-1] == node:
+            return []
+        seen.append(node)
+        return [RunTag("ray_node_id", node), RunTag("node_ip", str(result.get("node_ip"))), RunTag("ray_nodes", ",".join(seen))]
+
+    def _logged_nodes(self, trial) -> list[str]:
+        """The nodes already on the trial's run, as a resumed driver finds them."""
+        tag = self.client.get_run(self.run_id(trial)).data.tags.get("ray_nodes")
+        return tag.split(",") if tag else []
 
     def on_trial_complete(self, iteration, trials, trial, **info):
         self._finish(trial, trial_outcome(trial.last_result, error=False))
 
     def on_trial_error(self, iteration, trials, trial, **info):
         run_id = self.run_id(trial)
+        # Tune writes error.txt in the driver's staging folder first and uploads it to the storage later
         if trial.error_file and Path(trial.error_file).is_file():
             self.client.log_text(run_id, Path(trial.error_file).read_text(), "error.txt")
         self._finish(trial, "errored")
