@@ -158,3 +158,12 @@ def test_unknown_sweep_is_one_line(tmp_path, command):
     run = lsdseg(*command, cwd=tmp_path)
     lines = run.stderr.strip().splitlines()
     assert run.returncode == 1 and len(lines) == 1 and "no sweep 'nosuch'" in lines[0]
+
+
+def test_per_class_figure_names_the_classes_in_label_order():
+    from lsdseg.sweep.report.figures import per_class
+
+    fig = per_class({"best": {"car": 0.5, "road": 0.9}, "source-only": {"road": 0.4, "sky": 0.2}, "empty": {}})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["road", "sky", "car"]  # Cityscapes train-id order
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["best", "source-only"]

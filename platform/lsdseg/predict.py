@@ -39,7 +39,7 @@ class Segmenter:
 
 def load_segmenter(path: Path | str) -> Segmenter:
     state = checkpoint.load(path)  # a missing file or one of the wrong kind: CheckpointError, one line
-    cfg = with_values(state["config"], {})
+    cfg = with_values(state["config"], {"model.pretrained": None})  # every weight comes from the checkpoint
     device = resolve_device(cfg.train.device)
     nets = build_nets(cfg.model, adapt="g" in state["nets"])
     for name, net in nets.named().items():

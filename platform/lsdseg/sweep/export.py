@@ -35,10 +35,10 @@ def export_config(results: SweepResults, out: Path) -> Path:
 def register_best(results: SweepResults, name: str) -> ModelVersion:
     """A new version of registered model `name`: the winner's checkpoint, tagged with its mIoU and sweep."""
     client, run_id = results.client, results.parent_run_id
-    best = results.best
+    best, path = results.best, _best_checkpoint(results)
     try:
         if not client.list_artifacts(run_id, ARTIFACT):
-            client.log_artifact(run_id, str(_best_checkpoint(results)), ARTIFACT)
+            client.log_artifact(run_id, str(path), ARTIFACT)
         if not client.search_registered_models(filter_string=f"name = '{name}'"):
             client.create_registered_model(name, description="LSD-seg checkpoints (F+C, G, D) chosen by `lsdseg sweep`")
         tags = {"sweep": results.name, "miou": f"{results.best_row['miou']:.4f}", "sweep_folder": str(results.folder)}

@@ -13,6 +13,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 
+from lsdseg.data.base import DataError
 from lsdseg.sweep.report import figures
 from lsdseg.sweep.report.examples import target_examples
 from lsdseg.sweep.results import SweepResults
@@ -57,7 +58,10 @@ def _examples(results: SweepResults, count: int) -> Figure | str:
     best = results.best_checkpoint()
     if best is None:
         return "the sweep has no best checkpoint"
-    return figures.examples(*target_examples(best, results.source_only_checkpoint(), count))
+    try:
+        return figures.examples(*target_examples(best, results.source_only_checkpoint(), count))
+    except DataError as err:  # e.g. a real dataset's folder not mounted on this machine
+        return f"the target validation images cannot be read ({err})"
 
 
 def _save(title: str, file: str, made: Figure | str, out: Path) -> Section:
