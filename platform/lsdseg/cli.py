@@ -1,4 +1,4 @@
-"""The `lsdseg` command line (click): train, sweep, eval, config.
+"""The `lsdseg` command line (click): train, sweep, eval, config, report, predict, export.
 
 Config overrides are `--section.key=value` words after the options, e.g.
 `lsdseg train --config my.yaml --train.iterations=3000 --loss.f_adv=0.05`.
@@ -189,6 +189,50 @@ def config(ctx: click.Context, config_paths: tuple[str, ...]) -> None:
 
     cfg = load_config(config_paths, _overrides(ctx))
     click.echo(yaml.safe_dump(to_dict(cfg), sort_keys=False), nl=False)
+
+
+@main.command()
+@click.argument("sweep_ref", metavar="SWEEP")
+@click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Folder for report.html and its PNGs (default: SWEEP/report).")
+@click.option("--examples", type=click.IntRange(1, 32), default=4, show_default=True, help="Target images in the example grid.")
+@one_line_errors
+def report(sweep_ref: str, out_dir: str | None, examples: int) -> None:
+    """Write a sweep's HTML report (leaderboard, history, fANOVA importance, parallel coordinates, per-class
+    IoU, target examples) and log it to the sweep's parent MLflow run. SWEEP: a sweep folder or name."""
+    from lsdseg.sweep.report.build import write_report
+
+    html = write_report(sweep_ref, Path(out_dir) if out_dir else None, examples)
+    click.echo(f"report: {html}  (also logged to the sweep's MLflow run under report/)")
+
+
+@main.command()
+@click.option("--checkpoint", "checkpoint_path", required=True, type=click.Path(dir_okay=False), help="A checkpoint written by `lsdseg train` or a sweep.")
+@click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for <image>_seg.png and <image>_overlay.png.")
+@one_line_errors
+def predict(checkpoint_path: str, images: tuple[str, ...], out_dir: str) -> None:
+    """Segment IMAGES with a checkpoint: Cityscapes-coloured label maps and overlays."""
+    from lsdseg.predict import predict_files
+
+    written = predict_files(checkpoint_path, images, out_dir)
+    click.echo(f"{len(written)} files for {len(images)} images in {out_dir}")
+
+
+@main.command()
+@click.argument("sweep_ref", metavar="SWEEP")
+@click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="YAML file for the best trial's full config.")
+@click.option("--register", "model_name", default=None, help="Also register the best checkpoint in MLflow's model registry under this name.")
+@one_line_errors
+def export(sweep_ref: str, out_path: str, model_name: str | None) -> None:
+    """Write the best trial's full config (retrain: lsdseg train --config OUT); optionally register its checkpoint."""
+    from lsdseg.sweep.export import export_config, register_best
+    from lsdseg.sweep.results import SweepResults
+
+    results = SweepResults(sweep_ref)
+    click.echo(f"config of the best trial: {export_config(results, Path(out_path))}  (retrain: lsdseg train --config {out_path})")
+    if model_name:
+        version = register_best(results, model_name)
+        click.echo(f"registered model {version.name!r} version {version.version} (models:/{version.name}/{version.version})")
 
 
 if __name__ == "__main__":

@@ -170,7 +170,10 @@ def start_sweep(s: SweepSettings, cfg: Config) -> SweepOutcome:
 
     _start_ray(s)
     searcher = _searcher(s, space, folder, _defaults_point(cfg, distributions))
-    callback = MLflowTrials(uri, experiment_id, parent, searcher, {k: field_paths(cfg)[k] for k in KEY_FIXED}, cfg.train.seed)
+    # Every searched field too, at the base value a trial keeps when it does not sample it (a conditional one):
+    # every trial's run then has the same params, which MLflow's compare plots need (they drop a run missing one).
+    logged = {k: field_paths(cfg)[k] for k in (*KEY_FIXED, *distributions)}
+    callback = MLflowTrials(uri, experiment_id, parent, searcher, logged, cfg.train.seed)
     tuner = tune.Tuner(
         _trainable(tree, s, uri),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(s, cfg), num_samples=s.num_samples,

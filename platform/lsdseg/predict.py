@@ -1,0 +1,109 @@
+"""Segment any images with a trained checkpoint: Cityscapes-coloured label maps and overlays.
+
+An image is resized to the checkpoint config's evaluation size (`data.eval_*`), the input size F was
+evaluated at, and the argmax is upsampled (nearest) back to the image's own size, as `evaluate` does.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+from tqdm import tqdm
+
+from lsdseg import checkpoint
+from lsdseg.config import Config
+from lsdseg.config_io import with_values
+from lsdseg.data.base import DataError, read_rgb, to_tensors
+from lsdseg.data.labels import colorize
+from lsdseg.models import FCN8s, Generator, build_nets
+from lsdseg.train import resolve_device
+
+OVERLAY_ALPHA = 0.5  # share of the label colour in an overlay: both the scene and the classes stay readable
+
+
+@dataclass
+class Segmenter:
+    """F+C of a checkpoint (and G, when the run adapted), in eval mode on the config's device."""
+
+    cfg: Config
+    f: FCN8s
+    g: Optional[Generator]
+    device: torch.device
+    step: int
+
+
+def load_segmenter(path: Path | str) -> Segmenter:
+    state = checkpoint.load(path)  # a missing file or one of the wrong kind: CheckpointError, one line
+    cfg = with_values(state["config"], {"model.pretrained": None})  # every weight comes from the checkpoint
+    device = resolve_device(cfg.train.device)
+    nets = build_nets(cfg.model, adapt="g" in state["nets"])
+    for name, net in nets.named().items():
+        if name != "d":
+            net.load_state_dict(state["nets"][name])
+            net.to(device).eval()
+    return Segmenter(cfg, nets.f, nets.g, device, state["step"])
+
+
+def _eval_size(seg: Segmenter, images: torch.Tensor) -> torch.Tensor:
+    size = (seg.cfg.data.eval_height, seg.cfg.data.eval_width)
+    x = images.to(seg.device)
+    return x if tuple(x.shape[-2:]) == size else F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+
+
+@torch.no_grad()
+def segment(seg: Segmenter, images: torch.Tensor, size: Sequence[int]) -> np.ndarray:
+    """Bx3xhxw RGB in [0, 1] -> BxHxW train ids at `size` (H, W)."""
+    pred = seg.f(_eval_size(seg, images))[0].argmax(1, keepdim=True).float()
+    return F.interpolate(pred, size=tuple(size), mode="nearest")[:, 0].to(torch.uint8).cpu().numpy()
+
+
+@torch.no_grad()
+def reconstruct(seg: Segmenter, images: torch.Tensor) -> np.ndarray:
+    """G(F(x)): Bx3xhxw RGB in [0, 1] -> BxHxWx3 uint8 at the evaluation size; needs an adapted run's G."""
+    x = _eval_size(seg, images)
+    out = seg.g(seg.f(x)[1], x.shape[-2:])
+    return (out.clamp(0, 1) * 255).round().to(torch.uint8).permute(0, 2, 3, 1).cpu().numpy()
+
+
+def overlay(image: np.ndarray, train_ids: np.ndarray) -> np.ndarray:
+    blend = (1 - OVERLAY_ALPHA) * image.astype(np.float32) + OVERLAY_ALPHA * colorize(train_ids).astype(np.float32)
+    return blend.round().astype(np.uint8)
+
+
+def _check_inputs(paths: Sequence[Path]) -> None:
+    """Before the model loads and the progress bar starts: a bad path fails at once, in one line, and no two
+    outputs overwrite each other."""
+    seen: dict[str, Path] = {}
+    for path in paths:
+        if not path.is_file():
+            raise DataError(f"image {path} not found: pass existing image files")
+        try:
+            Image.open(path).close()  # reads the header only
+        except OSError:
+            raise DataError(f"{path} is not an image Pillow can read: pass image files (PNG, JPEG, ...)") from None
+        if path.stem in seen:
+            raise DataError(f"images {seen[path.stem]} and {path} would both be written as {path.stem}*.png: predict them into different --out folders")
+        seen[path.stem] = path
+
+
+def predict_files(checkpoint_path: Path | str, paths: Sequence[Path | str], out_dir: Path | str, progress: bool = True) -> list[Path]:
+    """For each image: `<stem>_seg.png` (coloured train ids) and `<stem>_overlay.png`; returns the paths written."""
+    paths = [Path(p) for p in paths]
+    _check_inputs(paths)
+    seg = load_segmenter(checkpoint_path)
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in tqdm(paths, desc="predict", unit="img", disable=not progress):
+        image = read_rgb(path)
+        ids = segment(seg, to_tensors(image, None)["image"][None], (image.height, image.width))[0]
+        for suffix, pixels in (("seg", colorize(ids)), ("overlay", overlay(np.asarray(image), ids))):
+            target = out / f"{path.stem}_{suffix}.png"
+            Image.fromarray(pixels).save(target)
+            written.append(target)
+    return written

@@ -1,0 +1,50 @@
+"""`lsdseg export`: the winner of a sweep, reproducible and registered.
+
+The config comes from the winner's checkpoint, which holds the exact config the trial trained with (the
+base config, its sampled values, the threads Ray gave it). Only `train.out_dir` is cleared, so that
+`lsdseg train --config best.yaml` starts a fresh run folder instead of refusing the trial's own.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
+
+from lsdseg import checkpoint
+from lsdseg.config_io import dump_config, with_values
+from lsdseg.sweep.errors import SweepError
+from lsdseg.sweep.results import SweepResults
+
+ARTIFACT = "best_checkpoint"  # where `lsdseg sweep` logs the winner's checkpoint in the parent run
+
+
+def _best_checkpoint(results: SweepResults) -> Path:
+    found = results.best_checkpoint()
+    if found is None:
+        raise SweepError(f"sweep {results.folder} has no best checkpoint (no trial finished an evaluation): run or resume the sweep first")
+    return found
+
+
+def export_config(results: SweepResults, out: Path) -> Path:
+    state = checkpoint.load(_best_checkpoint(results))
+    dump_config(with_values(state["config"], {"train.out_dir": None}), out)
+    return out
+
+
+def register_best(results: SweepResults, name: str) -> ModelVersion:
+    """A new version of registered model `name`: the winner's checkpoint, tagged with its mIoU and sweep."""
+    client, run_id = results.client, results.parent_run_id
+    best, path = results.best, _best_checkpoint(results)
+    try:
+        if not client.list_artifacts(run_id, ARTIFACT):
+            client.log_artifact(run_id, str(path), ARTIFACT)
+        if not client.search_registered_models(filter_string=f"name = '{name}'"):
+            client.create_registered_model(name, description="LSD-seg checkpoints (F+C, G, D) chosen by `lsdseg sweep`")
+        tags = {"sweep": results.name, "miou": f"{results.best_row['miou']:.4f}", "sweep_folder": str(results.folder)}
+        if best is not None:
+            tags |= {"trial_run_id": best.run_id, "optuna_trial_number": str(best.number)}
+        return client.create_model_version(name, f"runs:/{run_id}/{ARTIFACT}", run_id=run_id, tags=tags,
+                                           description=f"best trial of sweep {results.name}; retrain with `lsdseg export` + `lsdseg train --config`")
+    except MlflowException as err:
+        raise SweepError(f"cannot register model {name!r}: {err.message.splitlines()[0]}") from None

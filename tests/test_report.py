@@ -1,0 +1,169 @@
+"""`lsdseg report`, `export` and `predict` on one real sweep (local Ray, sqlite MLflow, Optuna study),
+shared by the module: the report opened in headless Chromium, the winner retrained, images segmented.
+"""
+from __future__ import annotations
+
+import base64
+import io
+import json
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+import torch
+from mlflow.tracking import MlflowClient
+from PIL import Image
+
+from lsdseg import checkpoint
+from lsdseg.config_io import load_config, to_dict
+from test_sweep import children_of, lsdseg, tiny
+
+FIGURES = ("history", "curves", "importance", "parallel", "per_class", "examples")
+# Debian's chromium, headless, with nothing that reaches out to the network on its own
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync"]
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory, cache_dir):
+    """4 trials of 8 iterations, no early stopping: the full space draws the conditional parameter, and
+    the trials end on different mIoUs, so fANOVA has something to explain (about 30 s)."""
+    cwd = tmp_path_factory.mktemp("report")
+    small = [arg for arg in tiny(cache_dir, iterations=8, eval_every=4) if not arg.startswith("--model.")]  # tinier nets all predict one class
+    run = lsdseg("sweep", "--name", "r1", "--num-samples", "4", "--scheduler", "none", *small, cwd=cwd)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return cwd
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """/usr/bin/chromium, installed from Debian's archive when missing (CI starts from a clean machine)."""
+    path = shutil.which("chromium")
+    if path is None:
+        for cmd in (["apt-get", "update", "-q"], ["apt-get", "install", "-y", "-q", "chromium"]):
+            subprocess.run(cmd, check=True, capture_output=True, timeout=900)
+        path = shutil.which("chromium")
+    assert path, "chromium is not installed and apt-get could not install it"
+    return path
+
+
+def _blank(png: bytes) -> bool:
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("L"), dtype=np.float32)
+    return pixels.std() < 5 or len(np.unique(pixels)) < 16
+
+
+@pytest.mark.slow
+def test_report_renders_in_chromium_with_every_figure(sweep, chromium, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    run = lsdseg("report", "r1", cwd=sweep)
+    assert run.returncode == 0, run.stderr[-3000:]
+    html = sweep / "sweeps" / "r1" / "report" / "report.html"
+    assert f"report: {html}" in run.stdout
+    text = html.read_text()
+    assert "Not shown" not in text and text.count("<tr") == 1 + 4  # header + every trial
+    assert "References: source only" in text and "default weights" in text
+    for name in FIGURES:
+        assert not _blank((html.parent / f"{name}.png").read_bytes()), f"{name}.png is blank"
+
+    errors: list[str] = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        page.goto(html.as_uri(), wait_until="load")
+        sources = page.eval_on_selector_all("img", "els => els.map(e => [e.naturalWidth, e.src])")
+        page.screenshot(path=tmp_path / "report.png", full_page=True)
+        browser.close()
+    assert errors == []
+    assert len(sources) == len(FIGURES) and all(width > 0 for width, _ in sources)
+    for _, src in sources:  # the page is self-contained: every figure is embedded, none is blank
+        assert src.startswith("data:image/png;base64,") and not _blank(base64.b64decode(src.split(",", 1)[1]))
+    assert not _blank((tmp_path / "report.png").read_bytes())
+
+    state = json.loads((sweep / "sweeps" / "r1" / "sweep.json").read_text())
+    logged = {a.path for a in MlflowClient(state["tracking_uri"]).list_artifacts(state["parent_run_id"], "report")}
+    assert {f"report/{name}.png" for name in FIGURES} | {"report/report.html"} <= logged
+
+
+@pytest.mark.slow
+def test_export_then_train_reproduces_the_best_trial(sweep, tmp_path):
+    folder = sweep / "sweeps" / "r1"
+    run = lsdseg("export", str(folder), "--out", str(tmp_path / "best.yaml"), "--register", "lsdseg-r1", cwd=sweep)
+    assert run.returncode == 0, run.stderr[-3000:]
+    best = json.loads((folder / "best.json").read_text())
+    trained = checkpoint.load(best["checkpoint"])["config"]
+
+    retrain = lsdseg("train", "--config", str(tmp_path / "best.yaml"), cwd=tmp_path)
+    assert retrain.returncode == 0, retrain.stderr[-3000:]
+    out = tmp_path / re.search(r"run folder: .*/(runs/\S+)", retrain.stdout).group(1)
+    config = to_dict(load_config(out / "config.yaml"))
+    assert {**config, "train": {**config["train"], "out_dir": None}} == {**trained, "train": {**trained["train"], "out_dir": None}}
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["miou"] == pytest.approx(best["miou"], abs=1e-6)  # same config, seed and data: same result
+
+    client = MlflowClient(json.loads((folder / "sweep.json").read_text())["tracking_uri"])
+    version = client.get_model_version("lsdseg-r1", "1")
+    assert version.tags["sweep"] == "r1" and float(version.tags["miou"]) == pytest.approx(best["miou"], abs=1e-4)
+    assert [a.path for a in client.list_artifacts(version.run_id, "best_checkpoint")] == ["best_checkpoint/checkpoint.pt"]
+
+
+@pytest.mark.slow
+def test_every_trial_run_has_the_same_numeric_params(sweep):
+    """MLflow's compare plots drop a run that lacks a selected param, and split a column mixing types."""
+    client = MlflowClient(f"sqlite:///{sweep}/mlflow.db")
+    state = json.loads((sweep / "sweeps" / "r1" / "sweep.json").read_text())
+    runs = children_of(client, state["parent_run_id"], state["experiment_id"])
+    assert len({frozenset(r.data.params) for r in runs}) == 1
+    assert "optim.f_lr_decay_every" in runs[0].data.params  # conditional: sampled by only some trials
+    searched = [k for k in runs[0].data.params if k.startswith(("loss.", "optim."))]
+    assert all(float(r.data.params[k]) >= 0 for r in runs for k in searched)
+    assert len({frozenset(r.data.metrics) for r in runs}) == 1
+
+
+@pytest.mark.slow
+def test_predict_writes_a_segmentation_and_an_overlay_per_image(sweep, tmp_path, cache_dir):
+    best = json.loads((sweep / "sweeps" / "r1" / "best.json").read_text())["checkpoint"]
+    images = sorted(cache_dir.glob("*/target_val/*_image.png"))[:3]
+    run = lsdseg("predict", "--checkpoint", best, *map(str, images), "--out", str(tmp_path / "pred"), cwd=tmp_path)
+    assert run.returncode == 0, run.stderr[-3000:]
+    written = sorted(p.name for p in (tmp_path / "pred").iterdir())
+    assert written == sorted(f"{i.stem}_{kind}.png" for i in images for kind in ("overlay", "seg"))
+    for image in images:
+        seg = Image.open(tmp_path / "pred" / f"{image.stem}_seg.png")
+        assert seg.size == Image.open(image).size and seg.mode == "RGB"
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--checkpoint", "weights.pt", "a.png"], "weights.pt is not an lsdseg checkpoint"),
+    (["--checkpoint", "garbage.pt", "a.png"], "garbage.pt cannot be read"),
+    (["--checkpoint", "weights.pt", "missing.png"], "image missing.png not found"),
+    (["--checkpoint", "weights.pt", "garbage.pt"], "garbage.pt is not an image"),
+])
+def test_predict_bad_input_is_one_line(tmp_path, args, message):
+    Image.new("RGB", (16, 8)).save(tmp_path / "a.png")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "weights.pt")  # a real torch file, of another kind
+    (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
+    run = lsdseg("predict", *args, "--out", "out", cwd=tmp_path)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 1 and len(lines) == 1 and message in lines[0] and "Traceback" not in run.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.parametrize("command", [["report", "nosuch"], ["export", "nosuch", "--out", "x.yaml"]])
+def test_unknown_sweep_is_one_line(tmp_path, command):
+    run = lsdseg(*command, cwd=tmp_path)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 1 and len(lines) == 1 and "no sweep 'nosuch'" in lines[0]
+
+
+def test_per_class_figure_names_the_classes_in_label_order():
+    from lsdseg.sweep.report.figures import per_class
+
+    fig = per_class({"best": {"car": 0.5, "road": 0.9}, "source-only": {"road": 0.4, "sky": 0.2}, "empty": {}})
+    ax = fig.axes[0]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["road", "sky", "car"]  # Cityscapes train-id order
+    assert [t.get_text() for t in ax.get_legend().get_texts()] == ["best", "source-only"]
