@@ -13,12 +13,11 @@ import subprocess
 import numpy as np
 import pytest
 import torch
-from mlflow.tracking import MlflowClient
-from PIL import Image
-
 from lsdseg import checkpoint
 from lsdseg.config_io import load_config, to_dict
-from test_sweep import children_of, lsdseg, tiny
+from mlflow.tracking import MlflowClient
+from PIL import Image
+from sweeps import children_of, lsdseg, tiny
 
 FIGURES = ("history", "curves", "importance", "parallel", "per_class", "examples")
 # Debian's chromium, headless, with nothing that reaches out to the network on its own
