@@ -88,7 +88,7 @@ ln -sfn {venv} {home}/lsdseg-venv
 exec /usr/sbin/sshd -D -e -f {ssh / 'sshd_config'}
 """
     log = open(tmp_path / "sshd.log", "w")
-    proc = subprocess.Popen(["unshare", "--pid", "--fork", "--mount-proc", "bash", "-c", namespace],
+    proc = subprocess.Popen(["unshare", "--pid", "--fork", "--kill-child", "--mount-proc", "bash", "-c", namespace],
                             stdout=log, stderr=subprocess.STDOUT)
     try:
         for _ in range(100):
@@ -98,7 +98,7 @@ exec /usr/sbin/sshd -D -e -f {ssh / 'sshd_config'}
         assert proc.poll() is None, (tmp_path / "sshd.log").read_text()
         yield ssh / "id_ed25519"
     finally:
-        proc.kill()  # the namespace's first process: with it, the kernel ends every process inside
+        proc.kill()  # --kill-child: the namespace's first process dies with it, and the kernel ends the rest
         proc.wait()
         log.close()
 
