@@ -20,8 +20,8 @@ def render(outcome: SweepOutcome, top: int = 10) -> str:
     if refs:
         lines.append("references: " + ", ".join(f"{k.replace('_', ' ')} {v * 100:.1f}" for k, v in refs.items())
                      + "  (default weights = optuna trial 0)")
-    copy = outcome.folder / "best_checkpoint" / "checkpoint.pt"
     if outcome.best is not None:
+        copy = outcome.folder / "best_checkpoint" / "checkpoint.pt"  # runner's local copy, also from s3://
         lines.append(f"best checkpoint: {copy if copy.is_file() else outcome.best.checkpoint}")
     lines.append(f"sweep folder: {outcome.folder}   (resume: lsdseg sweep --resume {outcome.folder})")
     if outcome.tracking_uri.startswith("http"):  # a tracking server, e.g. the cluster head's, reached by tunnel

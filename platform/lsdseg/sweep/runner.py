@@ -174,11 +174,12 @@ def start_sweep(s: SweepSettings, cfg: Config) -> SweepOutcome:
     # every trial's run then has the same params, which MLflow's compare plots need (they drop a run missing one).
     logged = {k: field_paths(cfg)[k] for k in (*KEY_FIXED, *distributions)}
     callback = MLflowTrials(uri, experiment_id, parent, searcher, logged, cfg.train.seed)
+    storage_path, name = _experiment(s, folder)
     tuner = tune.Tuner(
         _trainable(tree, s, uri),
         tune_config=tune.TuneConfig(search_alg=searcher, scheduler=_scheduler(s, cfg), num_samples=s.num_samples,
                                     max_concurrent_trials=s.max_concurrent, time_budget_s=s.time_budget_s, reuse_actors=True),
-        run_config=tune.RunConfig(storage_path=_experiment(s, folder)[0], name=_experiment(s, folder)[1], callbacks=[callback, SweepProgress(s.num_samples)],
+        run_config=tune.RunConfig(storage_path=storage_path, name=name, callbacks=[callback, SweepProgress(s.num_samples)],
                                   failure_config=tune.FailureConfig(max_failures=s.max_failures),
                                   checkpoint_config=tune.CheckpointConfig(num_to_keep=2), verbose=0),
     )
