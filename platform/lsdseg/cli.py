@@ -9,10 +9,12 @@ from __future__ import annotations
 import functools
 import sys
 import time
+import typing
 from dataclasses import replace
 from pathlib import Path
 
 import click
+from click.core import ParameterSource
 
 from lsdseg.checkpoint import CheckpointError
 from lsdseg.config_io import ConfigError, load_config, to_dict, with_overrides
@@ -101,18 +103,28 @@ def train(ctx: click.Context, config_paths: tuple[str, ...], resume: str | None,
         sys.exit(3)
 
 
+def _choices(field: str) -> list[str]:
+    return list(typing.get_args(SweepSettings.__pydantic_fields__[field].annotation))
+
+
 @main.command(context_settings=EXTRA)
 @click.option("--config", "config_paths", multiple=True, help=CONFIG_HELP + " Applied after configs/sweep.yaml.")
 @click.option("--space", default=_default("space"), show_default=True, help="Search space: full, loss_weights, learning_rates, or a .py file.")
-@click.option("--num-samples", type=int, default=_default("num_samples"), show_default=True, help="Number of trials.")
+@click.option("--num-samples", type=int, default=_default("num_samples"), show_default=True, help="Search trials (with --resume: raise the budget).")
 @click.option("--concurrency", "max_concurrent", type=int, default=_default("max_concurrent"), show_default=True, help="Trials running at once.")
-@click.option("--time-budget", "time_budget_s", type=float, default=None, help="Seconds after which the sweep stops.")
+@click.option("--time-budget", "time_budget_s", type=float, default=None, help="Seconds after which the search stops.")
 @click.option("--cpus-per-trial", type=float, default=_default("cpus_per_trial"), show_default=True)
 @click.option("--gpus-per-trial", type=float, default=_default("gpus_per_trial"), show_default=True, help="Fractions pack trials on a GPU.")
-@click.option("--searcher", type=click.Choice(["tpe", "random"]), default=_default("searcher"), show_default=True)
-@click.option("--scheduler", type=click.Choice(["asha", "none"]), default=_default("scheduler"), show_default=True)
-@click.option("--grace-period", type=int, default=_default("grace_period"), show_default=True, help="ASHA: iterations before a trial may be stopped.")
-@click.option("--reduction-factor", type=float, default=_default("reduction_factor"), show_default=True, help="ASHA: keep the top 1/N at each rung.")
+@click.option("--searcher", type=click.Choice(_choices("searcher")), default=_default("searcher"), show_default=True)
+@click.option("--scheduler", type=click.Choice(_choices("scheduler")), default=_default("scheduler"), show_default=True,
+              help="Early stopping: asha, hyperband (3 brackets), asha_patient (twice the grace), none.")
+@click.option("--grace-period", type=int, default=_default("grace_period"), show_default=True, help="Iterations before a trial may be stopped.")
+@click.option("--reduction-factor", type=float, default=_default("reduction_factor"), show_default=True, help="Keep the top 1/N at each rung.")
+@click.option("--smoothing", type=int, default=_default("smoothing"), show_default=True, help="Score = mean target mIoU of the last N evaluations.")
+@click.option("--confirm-top", type=int, default=_default("confirm_top"), show_default=True, help="Retrain the best K configurations and the defaults on fresh seeds; 0: off.")
+@click.option("--confirm-seeds", type=int, default=_default("confirm_seeds"), show_default=True, help="Fresh training seeds per confirmed configuration.")
+@click.option("--select", type=click.Choice(_choices("select")), default=_default("select"), show_default=True, help="Winner: best mean over seeds, or best mean minus std (lower).")
+@click.option("--warm-start", multiple=True, help="A finished sweep (folder or name) whose trials seed this study; repeatable.")
 @click.option("--references/--no-references", default=_default("references"), show_default=True, help="Also run source-only on the base config.")
 @click.option("--max-failures", type=int, default=_default("max_failures"), show_default=True, help="Retries of a crashed trial, from its checkpoint.")
 @click.option("--seed", "sampler_seed", type=int, default=_default("sampler_seed"), show_default=True, help="Sampler seed.")
@@ -123,25 +135,49 @@ def train(ctx: click.Context, config_paths: tuple[str, ...], resume: str | None,
 @click.option("--address", default=None, help="Ray cluster address, e.g. auto (default: a local Ray).")
 @click.option("--storage", default=None, envvar="LSDSEG_STORAGE", help="Trial checkpoints on a cluster: s3://bucket/prefix or a folder on every node.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue this interrupted sweep folder.")
-@click.option("--smoke-test", is_flag=True, help="A tiny sweep of 3 short trials.")
+@click.option("--verbose", is_flag=True, help="Show Ray's, MLflow's and Optuna's own output (else in the sweep folder's sweep.log).")
+@click.option("--smoke-test", is_flag=True, help="A tiny sweep of 3 short trials and a small confirmation.")
 @click.pass_context
 @one_line_errors
-def sweep(ctx: click.Context, config_paths: tuple[str, ...], resume_dir: str | None, smoke_test: bool, **options) -> None:
-    """Search loss weights and learning rates of LSD-seg: Ray Tune + Optuna TPE + ASHA, tracked in MLflow."""
+def sweep(ctx: click.Context, config_paths: tuple[str, ...], resume_dir: str | None, smoke_test: bool, verbose: bool, **options) -> None:
+    """Search loss weights and learning rates of LSD-seg (Ray Tune + Optuna TPE + early stopping), confirm the
+    best on fresh seeds, track everything in MLflow."""
     from lsdseg.config_io import PACKAGED
     from lsdseg.sweep import leaderboard
-    from lsdseg.sweep.runner import resume_sweep, start_sweep
+    from lsdseg.sweep.errors import SweepInterrupted
+    from lsdseg.sweep.runner import RESUMABLE, resume_sweep, start_sweep
 
-    if resume_dir is not None:
-        outcome = resume_sweep(Path(resume_dir), options["address"])
-    else:
-        cfg = load_config([PACKAGED / "sweep.yaml", *config_paths], _overrides(ctx))
-        values = {k: v for k, v in options.items() if v is not None}
-        if smoke_test:
-            cfg = _smoke(cfg)
-            values |= {"num_samples": 3, "grace_period": 2, "name": values.get("name") or f"smoke-{time.strftime('%Y%m%d-%H%M%S')}"}
-        outcome = start_sweep(_settings(SweepSettings, values), cfg)
-    click.echo(leaderboard.render(outcome))
+    try:
+        if resume_dir is not None:
+            given = [n for n in ctx.params if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE and n not in ("resume_dir", "verbose")]
+            flags = {p.name: p.opts[0] for p in ctx.command.params}
+            fixed = [flags[n] for n in given if n not in RESUMABLE] + (["config overrides"] if ctx.args else [])
+            if fixed:
+                raise SweepError(f"--resume continues a sweep with its own settings; {', '.join(fixed)} cannot change: "
+                                 "drop them (only --num-samples and --address may be given), or start a new sweep")
+            outcome = resume_sweep(Path(resume_dir), {n: options[n] for n in given if n in RESUMABLE}, verbose)
+        else:
+            cfg = load_config([PACKAGED / "sweep.yaml", *config_paths], _overrides(ctx))
+            values = {k: v for k, v in options.items() if v is not None and v != ()}
+            if smoke_test:
+                cfg = _smoke(cfg)
+                values |= {"num_samples": 3, "grace_period": 2, "confirm_top": 1, "confirm_seeds": 1,
+                           "name": values.get("name") or f"smoke-{time.strftime('%Y%m%d-%H%M%S')}"}
+            outcome = start_sweep(_settings(SweepSettings, values), cfg, verbose)
+    except SweepInterrupted as stop:
+        click.echo(f"interrupted: unfinished runs are marked KILLED in MLflow; continue with:\n  lsdseg sweep --resume {stop.folder}", err=True)
+        sys.exit(130)
+    click.echo(leaderboard.render(outcome.results))
+
+
+@main.command()
+@click.option("--root", default=_default("root"), show_default=True, type=click.Path(file_okay=False), help="Folder that holds sweep folders.")
+@one_line_errors
+def sweeps(root: str) -> None:
+    """List the sweeps under ROOT: name, status, trials done/planned, confirmed best, start time."""
+    from lsdseg.sweep.listing import render_sweeps
+
+    click.echo(render_sweeps(Path(root)))
 
 
 def _settings(cls, values: dict):

@@ -26,7 +26,7 @@ from lsdseg.data import prepare, protocol_classes, train_dataset, val_dataset, v
 from lsdseg.data.sampling import endless_batches
 from lsdseg.evaluate import evaluate
 from lsdseg.models import build_nets
-from lsdseg.optim import build_optimizers, set_f_lr
+from lsdseg.optim import apply_hparams, build_optimizers, set_f_lr
 from lsdseg.runinfo import run_info
 from lsdseg.step import train_step
 
@@ -124,6 +124,7 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
         state = _resume_state(resume, cfg)
         checkpoint.restore(state, nets, opts)  # optimizer state lands on its parameters' device
         start = state["step"]
+        apply_hparams(opts, cfg.optim, start)  # the config's lr/betas, not the checkpoint's
         history = [EvalReport(**h) for h in state["history"]]
     autocast = autocast_for(device, t.bf16)
 

@@ -1,31 +1,78 @@
-"""The sweep's closing summary: top trials, references, best checkpoint, how to open MLflow."""
+"""The sweep's closing summary: the search's top trials, the confirmation on fresh seeds, the winner,
+whether early stopping endangered it, and where everything is."""
 from __future__ import annotations
 
-from lsdseg.sweep.runner import SweepOutcome
+import math
+
+from lsdseg.sweep.confirm import Confirmed, Paired
+from lsdseg.sweep.results import SweepResults
 
 
 def _short(name: str) -> str:
     return name.split(".", 1)[-1]
 
 
-def render(outcome: SweepOutcome, top: int = 10) -> str:
-    rows = outcome.rows[:top]
-    keys = sorted({k for r in rows for k in r.params})
-    head = f"{'#':>2} {'optuna':>6} {'status':<9} {'iters':>5} {'mIoU':>5} {'best':>5}  " + " ".join(f"{_short(k):>10}" for k in keys)
-    lines = [f"sweep {outcome.folder.name}: {len(outcome.rows)} trials, top {len(rows)} by final target mIoU (%)", head]
-    for i, r in enumerate(rows, 1):
-        values = " ".join(f"{r.params[k]:>10.3g}" if isinstance(r.params.get(k), float) else f"{str(r.params.get(k, '-')):>10}" for k in keys)
-        lines.append(f"{i:>2} {str(r.optuna_number):>6} {r.status:<9} {r.steps:>5} {r.miou * 100:5.1f} {r.best_miou * 100:5.1f}  {values}")
-    refs = outcome.references
-    if refs:
-        lines.append("references: " + ", ".join(f"{k.replace('_', ' ')} {v * 100:.1f}" for k, v in refs.items())
-                     + "  (default weights = optuna trial 0)")
-    if outcome.best is not None:
-        copy = outcome.folder / "best_checkpoint" / "checkpoint.pt"  # runner's local copy, also from s3://
-        lines.append(f"best checkpoint: {copy if copy.is_file() else outcome.best.checkpoint}")
-    lines.append(f"sweep folder: {outcome.folder}   (resume: lsdseg sweep --resume {outcome.folder})")
-    if outcome.tracking_uri.startswith("http"):  # a tracking server, e.g. the cluster head's, reached by tunnel
-        lines.append(f"compare trials: open {outcome.tracking_uri} in a browser")
+def _pc(value: float) -> str:
+    return "-" if math.isnan(value) else f"{value * 100:.1f}"
+
+
+def _interval(p: Paired | None) -> str:
+    if p is None:
+        return "-"
+    verdict = "better" if p.low > 0 else "worse" if p.high < 0 else "not distinguishable"
+    return f"{p.mean * 100:+.1f} [{p.low * 100:+.1f}, {p.high * 100:+.1f}] ({verdict})"
+
+
+def _search(results: SweepResults, top: int) -> list[str]:
+    rows = results.ranked()[:top]
+    keys = results.searched
+    k = results.state["settings"]["smoothing"]
+    head = f"{'trial':>5} {'status':<11} {'iters':>5} {'score':>5} {'mIoU':>5} {'oracle':>6}  " + " ".join(f"{_short(p):>10}" for p in keys)
+    lines = [f"search: {len(results.search)} trials, top {len(rows)} by score (mean target mIoU of the last {k} evaluations, %;"
+             " oracle = best evaluation seen, not a result)", head]
+    for r in rows:
+        values = " ".join(f"{r.params[p]:>10.3g}" if isinstance(r.params.get(p), float) else f"{str(r.params.get(p, '-')):>10}" for p in keys)
+        lines.append(f"{r.number!s:>5} {r.status:<11} {r.steps:>5} {_pc(r.score):>5} {_pc(r.miou):>5} {_pc(r.best_miou):>6}  {values}")
+    return lines
+
+
+def _confirmation(results: SweepResults, confirmed: list[Confirmed]) -> list[str]:
+    win = results.winner
+    lines = [f"confirmation: each configuration on seeds {results.seeds} (score, %); paired difference to the default "
+             "weights on the same seeds with its 95 % interval",
+             f"  {'configuration':<16} {'mean':>5} {'std':>5} {'worst':>5}  {'seeds':<22} vs default weights"]
+    for c in sorted(confirmed, key=lambda c: c.criterion("mean"), reverse=True):
+        mark = "*" if win is not None and c.candidate.rank == win.candidate.rank else " "
+        seeds = " ".join(_pc(v) for _, v in sorted(c.scores.items()))
+        lines.append(f"{mark} {c.candidate.label:<16} {_pc(c.mean):>5} {_pc(c.std):>5} {_pc(c.worst):>5}  {seeds:<22} {_interval(c.versus_defaults)}")
+    return lines
+
+
+def render(results: SweepResults, top: int = 10) -> str:
+    lines = _search(results, top)
+    if results.confirmation:
+        lines += _confirmation(results, results.confirmation)
     else:
-        lines.append(f"compare trials: mlflow ui --backend-store-uri {outcome.tracking_uri}   (serves on 127.0.0.1:5000)")
+        lines.append("confirmation: off (--confirm-top 0): the winner is one seed's score, which the seed spread can explain")
+    win, best = results.winner, results.best
+    if win is not None:
+        rule = "best mean" if results.state["settings"]["select"] == "mean" else "best mean minus std"
+        lines.append(f"winner: {win.candidate.label} ({rule} over {len(win.scores)} seeds: {_pc(win.mean)})")
+    elif best is not None:
+        lines.append(f"winner: {best.label} (score {_pc(best.score)}, one seed)")
+    if results.state.get("stopping_replay"):
+        lines.append(f"early stopping: {results.state['stopping_replay']}")
+    refs = results.references
+    if refs:
+        lines.append("references: " + ", ".join(f"{k.replace('_', ' ')} {_pc(v)}" for k, v in refs.items()) + "  (seed "
+                     f"{results.seeds[0] if results.seeds else '-'}; default weights = trial {results.state.get('defaults_number')})")
+    checkpoint = results.best_checkpoint()
+    if checkpoint is not None:
+        lines.append(f"best checkpoint: {checkpoint}   (config: {results.layout.best_config})")
+    lines.append(f"sweep folder: {results.folder}   (log of Ray, MLflow, Optuna: {results.layout.log})")
+    uri = results.state["tracking_uri"]
+    if uri.startswith("http"):  # a tracking server, e.g. the cluster head's, reached by tunnel
+        lines.append(f"compare trials: open {uri} in a browser")
+    else:
+        lines.append(f"compare trials: mlflow ui --backend-store-uri {uri}   (serves on 127.0.0.1:5000); report: lsdseg report {results.folder}")
     return "\n".join(lines)

@@ -13,6 +13,7 @@ from typing import Optional
 
 from optuna.trial import TrialState
 from ray.air.constants import TRAINING_ITERATION
+from ray.tune.search import ConcurrencyLimiter, SearchGenerator
 from ray.tune.search.optuna import OptunaSearch
 
 log = logging.getLogger(__name__)
@@ -51,3 +52,20 @@ class HonestOptunaSearch(OptunaSearch):
     def optuna_number(self, trial_id: str) -> Optional[int]:
         trial = self._ot_trials.get(trial_id)
         return None if trial is None else trial.number
+
+
+class BudgetedSearch(SearchGenerator):
+    """Tune's search generator whose trial budget can grow on resume (`--resume DIR --num-samples N`).
+
+    Tune restores a generator's budget from the experiment state it saved; here the budget is re-read from
+    `budget()` (the sweep's own record) after every restore, so raising it there raises it here.
+    """
+
+    def __init__(self, searcher: HonestOptunaSearch, max_concurrent: int, budget):
+        super().__init__(ConcurrencyLimiter(searcher, max_concurrent=max_concurrent))
+        self.budget = budget
+
+    def set_state(self, state: dict) -> None:
+        super().set_state(state)
+        self._total_samples = max(self._total_samples, self.budget())
+        self._finished = False  # Optuna never runs out of suggestions; only the budget ends a search

@@ -19,11 +19,21 @@ class SweepSettings:
     time_budget_s: Optional[float] = Field(None, gt=0)  # stop starting and running trials after this long
     sampler_seed: int = 0
     searcher: Literal["tpe", "random"] = "tpe"
-    scheduler: Literal["asha", "none"] = "asha"
+    # Early stopping (lsdseg.sweep.stopping): asha (one bracket), hyperband (asynchronous HyperBand, three
+    # brackets, the most conservative never stops early), asha_patient (ASHA with twice the grace), none.
+    scheduler: Literal["asha", "hyperband", "asha_patient", "none"] = "asha"
     # ASHA: iterations every trial gets before it may be stopped. At 100 every trial of the default sweep
     # sat at 11-14 mIoU (the default weights: 11.1 at 100, 27.1 at 600): cutting there ranks noise.
     grace_period: int = Field(200, gt=0)
     reduction_factor: float = Field(3.0, gt=1)  # ASHA: keep the top 1/reduction_factor at each rung
+    # What a trial reports to the searcher and the scheduler: the mean target mIoU of its last `smoothing`
+    # evaluations. One evaluation swings by +-5 points on the benchmark; the mean of 3 by much less.
+    smoothing: int = Field(3, gt=0)
+    confirm_top: int = Field(3, ge=0)  # retrain this many of the best configurations (and the defaults); 0: off
+    confirm_seeds: int = Field(2, gt=0)  # on this many fresh training seeds, beside the search's own
+    # The declared winner: the best mean over seeds, or ("lower") the best mean minus standard deviation
+    select: Literal["mean", "lower"] = "mean"
+    warm_start: tuple[str, ...] = ()  # sweep folders whose finished trials seed this study
     references: bool = True  # also run source-only on the base config, beside the trials, for comparison
     max_failures: int = Field(2, ge=0)  # retries of a trial that crashed (node loss), from its checkpoint
     experiment: str = "lsdseg"  # MLflow experiment

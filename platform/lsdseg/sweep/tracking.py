@@ -16,6 +16,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
+from lsdseg.sweep.record import Phase
 from lsdseg.sweep.searcher import HonestOptunaSearch, trial_outcome
 
 
@@ -38,10 +39,10 @@ def _param_value(value: Any) -> str:
 class MLflowTrials(Callback):
     """Tune callback: one nested MLflow run per trial (params, metric history, outcome, traceback)."""
 
-    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str,
+    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, phase: Phase,
                  searcher: Optional[HonestOptunaSearch], fixed_params: dict[str, Any], seed: int):
         self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
-        self.searcher, self.fixed_params, self.seed = searcher, fixed_params, seed
+        self.phase, self.searcher, self.fixed_params, self.seed = phase, searcher, fixed_params, seed
         self._client: Optional[MlflowClient] = None
         self._runs: dict[str, str] = {}
         self._nodes: dict[str, list[str]] = {}
@@ -64,14 +65,30 @@ class MLflowTrials(Callback):
             run_id = found[0].info.run_id
             self.client.update_run(run_id, status="RUNNING")
         else:
-            number = self.searcher.optuna_number(trial.trial_id) if self.searcher else None
-            tags = {"mlflow.parentRunId": self.parent_run_id, "ray_trial_id": trial.trial_id,
-                    "optuna_trial_number": str(number), "seed": str(self.seed), "status": "running"}
-            run_id = self.client.create_run(self.experiment_id, run_name=str(trial), tags=tags).info.run_id
-            params = {**self.fixed_params, **trial.config}
+            name, tags, params = self._describe(trial)
+            tags |= {"mlflow.parentRunId": self.parent_run_id, "ray_trial_id": trial.trial_id, "phase": self.phase, "status": "running"}
+            run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
+            params = {**self.fixed_params, **params}
             self.client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in sorted(params.items())])
         self._runs[trial.trial_id] = run_id
         return run_id
+
+    def _describe(self, trial) -> tuple[str, dict[str, str], dict[str, Any]]:
+        """(run name, tags, params) of a new run. A confirmation run names the search trial it retrains."""
+        if self.phase == "confirm":
+            point = trial.config["point"]
+            tags = {"seed": str(point["seed"]), "confirm_rank": str(point["rank"])}
+            if point["number"] is not None:
+                tags["optuna_trial_number"] = str(point["number"])
+            label = "defaults" if point["number"] is None else f"trial-{point['number']}"
+            return f"confirm-{label}-seed-{point['seed']}", tags, {**point["params"], "train.seed": point["seed"]}
+        number = self.searcher.optuna_number(trial.trial_id) if self.searcher else None
+        tags = {"seed": str(self.seed)} | ({} if number is None else {"optuna_trial_number": str(number)})
+        return (str(trial) if number is None else f"trial-{number}"), tags, dict(trial.config)
+
+    def run_name(self, trial) -> str:
+        """What the trial is called everywhere: trial-<Optuna number>, or confirm-trial-<n>-seed-<s>."""
+        return self._describe(trial)[0]
 
     def on_trial_start(self, iteration, trials, trial, **info):
         self.run_id(trial)
@@ -81,7 +98,7 @@ class MLflowTrials(Callback):
             return  # a diverged trial's last word is its status and message (tags), not a new evaluation
         now, step = int(time.time() * 1000), int(result["step"])
         metrics = [Metric(k, float(v), now, step) for k, v in result.items()
-                   if (k == "miou" or k.startswith(("iou/", "loss/"))) and isinstance(v, (int, float)) and math.isfinite(v)]
+                   if (k in ("miou", "score") or k.startswith(("iou/", "loss/"))) and isinstance(v, (int, float)) and math.isfinite(v)]
         self.client.log_batch(self.run_id(trial), metrics=metrics, tags=self._node_tags(trial, result))  # one call per evaluation
 
     def _node_tags(self, trial, result: dict) -> list[RunTag]:
@@ -120,3 +137,16 @@ class MLflowTrials(Callback):
             tags.append(RunTag("message", str(message)))
         self.client.log_batch(run_id, tags=tags)
         self.client.set_terminated(run_id, "FAILED" if outcome == "errored" else "FINISHED")
+
+
+def end_unfinished(client: MlflowClient, experiment_id: str, parent_run_id: str) -> int:
+    """Mark every child run still RUNNING as KILLED (tag status=interrupted), and the parent too; returns
+    how many children. Run when a sweep is interrupted: nothing is left looking alive in MLflow's UI, and a
+    resume sets the runs it continues back to RUNNING."""
+    query = f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'"
+    runs = client.search_runs([experiment_id], filter_string=query, max_results=10_000)
+    for run in runs:
+        client.set_tag(run.info.run_id, "status", "interrupted")
+        client.set_terminated(run.info.run_id, "KILLED")
+    client.set_terminated(parent_run_id, "KILLED")
+    return len(runs)

@@ -1,21 +1,25 @@
-"""`lsdseg report`: one self-contained HTML page (PNGs embedded) plus the PNGs, logged to the sweep's
-parent MLflow run under `report/`."""
+"""`lsdseg report`: one self-contained HTML page (PNGs embedded, plotly.js inlined once, no network
+needed), the PNGs and a standalone parallel.html beside it, all logged to the sweep's parent MLflow run
+under `report/`. Every figure carries a caption saying how far it can be trusted.
+"""
 from __future__ import annotations
 
 import base64
-import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 from jinja2 import Environment, PackageLoader, select_autoescape
+from markupsafe import Markup
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
+from plotly import graph_objects as go
 
 from lsdseg.data.base import DataError
-from lsdseg.sweep.report import figures
+from lsdseg.sweep.report import confirmation, figures, study_figures
 from lsdseg.sweep.report.examples import target_examples
+from lsdseg.sweep.report.fmt import number, percent
 from lsdseg.sweep.results import SweepResults
 
 
@@ -23,33 +27,26 @@ from lsdseg.sweep.results import SweepResults
 class Section:
     title: str
     file: str
-    png: Optional[str]  # base64, or None with a note saying why the figure is missing
-    note: str = ""
+    caption: str
+    png: Optional[str] = None  # base64
+    html: Optional[Markup] = None  # an interactive figure: the <div> plotly wrote, the only HTML not escaped
+    note: str = ""  # the sentence shown instead of a missing figure
 
 
-def _percent(value: float) -> str:
-    return "-" if math.isnan(value) else f"{value * 100:.1f}"
-
-
-def _param(text: Optional[str]) -> str:
-    try:
-        return f"{float(text):.3g}"
-    except (TypeError, ValueError):
-        return "-" if text is None else text
-
-
-def _leaderboard(results: SweepResults) -> list[dict]:
-    best = results.best
-    return [{"number": t.number, "status": t.status, "steps": t.steps, "miou": _percent(t.miou), "best_miou": _percent(t.best_miou),
-             "params": {p: _param(t.params.get(p)) for p in results.searched}, "best": best is not None and t.run_id == best.run_id}
-            for t in results.ranked()]
+def _leaderboard(results: SweepResults) -> list[dict[str, Any]]:
+    """Search trials by score; the oracle figure is kept but labelled as such in the template."""
+    winner = results.winner
+    won = winner.candidate.number if winner is not None else None
+    return [{"number": t.number, "status": t.status, "steps": t.steps, "score": percent(t.score), "miou": percent(t.miou),
+             "best_miou": percent(t.best_miou), "params": {p: number(t.params.get(p)) for p in results.searched},
+             "winner": won is not None and t.number == won} for t in results.ranked()]
 
 
 def _per_class_columns(results: SweepResults) -> dict[str, dict[str, float]]:
     best, defaults = results.best, results.default_weights
-    columns = {f"best ({best.label})": best.per_class} if best else {}
-    if defaults is not None and defaults is not best:
-        columns["default weights (trial 0)"] = defaults.per_class
+    columns = {f"{'winner' if results.winner else 'top trial'} ({best.label})": best.per_class} if best else {}
+    if defaults is not None and (best is None or defaults.run_id != best.run_id):
+        columns[f"default weights ({defaults.label})"] = defaults.per_class
     columns["source-only"] = results.source_only_per_class()
     return columns
 
@@ -57,44 +54,68 @@ def _per_class_columns(results: SweepResults) -> dict[str, dict[str, float]]:
 def _examples(results: SweepResults, count: int) -> Figure | str:
     best = results.best_checkpoint()
     if best is None:
-        return "the sweep has no best checkpoint"
+        return "Not shown: the sweep has no winner's checkpoint."
     try:
         return figures.examples(*target_examples(best, results.source_only_checkpoint(), count))
     except DataError as err:  # e.g. a real dataset's folder not mounted on this machine
-        return f"the target validation images cannot be read ({err})"
+        return f"Not shown: the target validation images cannot be read ({err})."
 
 
-def _save(title: str, file: str, made: Figure | str, out: Path) -> Section:
+def _save(title: str, file: str, caption: str, made: Figure | go.Figure | str, out: Path) -> Section:
+    """Write a figure beside the page and embed it: a PNG, or plotly's <div> plus a standalone page."""
     if isinstance(made, str):
-        return Section(title, file, None, made)
+        return Section(title, file, caption, note=made)
+    if isinstance(made, go.Figure):
+        study_figures.write_standalone(made, out / file)
+        return Section(title, file, caption, html=Markup(study_figures.embed(made)))
     made.savefig(out / file, dpi=110, bbox_inches="tight")
     plt.close(made)
-    return Section(title, file, base64.b64encode((out / file).read_bytes()).decode())
+    return Section(title, file, caption, png=base64.b64encode((out / file).read_bytes()).decode())
+
+
+def _confirmation(results: SweepResults, out: Path) -> dict[str, Any]:
+    """The confirmation section: its figure, its table, and which rule declared the winner."""
+    confirmed, winner, settings = results.confirmation, results.winner, results.state["settings"]
+    if not confirmed:
+        return {"absent": confirmation.absent(settings.get("confirm_top"))}
+    rule = "mean minus standard deviation over seeds" if settings.get("select") == "lower" else "mean over seeds"
+    return {"figure": _save("Confirmation on fresh seeds", "confirmation.png", confirmation.CAPTION,
+                            confirmation.figure(confirmed, winner), out),
+            "rows": confirmation.rows(confirmed, winner), "rule": rule, "seeds": ", ".join(map(str, results.seeds)),
+            "winner": winner.candidate.label if winner else None}
 
 
 def write_report(sweep: str | Path, out: Optional[Path] = None, examples: int = 4) -> Path:
     results = SweepResults(sweep)
     out = Path(out) if out is not None else results.folder / "report"
     out.mkdir(parents=True, exist_ok=True)
-    with plt.style.context("ggplot"):  # Optuna's plots switch to this style; the others match them
+    ranked = results.ranked()
+    with plt.style.context("ggplot"):
+        confirmed = _confirmation(results, out)
         made = [
-            ("Optimisation history", "history.png", figures.history(results.trials)),
-            ("mIoU curves of the top trials", "curves.png", figures.curves(results.ranked())),
-            ("Hyperparameter importance (fANOVA)", "importance.png", figures.importance(results.study)),
-            ("Parallel coordinates", "parallel.png", figures.parallel(results.study)),
-            ("Per-class IoU: best trial, default weights, source-only", "per_class.png", figures.per_class(_per_class_columns(results))),
-            ("Target-domain examples", "examples.png", _examples(results, examples)),
+            ("Optimisation history", "history.png", figures.CAPTIONS["history"], figures.history(results.search)),
+            ("mIoU and score of the top trials", "curves.png", figures.CAPTIONS["curves"], figures.curves(ranked)),
+            ("Hyperparameter importance (fANOVA)", "importance.png", study_figures.IMPORTANCE_CAPTION,
+             study_figures.importance(results.study)),
+            ("Parallel coordinates", "parallel.html", study_figures.PARALLEL_CAPTION, study_figures.parallel(results.study)),
+            ("Per-class IoU: the winner's run, default weights, source-only", "per_class.png", figures.CAPTIONS["per_class"],
+             figures.per_class(_per_class_columns(results))),
+            ("Target-domain examples", "examples.png", figures.CAPTIONS["examples"], _examples(results, examples)),
         ]
-        sections = [_save(title, file, fig, out) for title, file, fig in made]
+        sections = [_save(*args, out) for args in made]
     env = Environment(loader=PackageLoader("lsdseg.sweep.report", "."), autoescape=select_autoescape(default=True))
-    references = ", ".join(f"{k.replace('_', ' ')} {_percent(v)}" for k, v in results.references.items()) or "none"
+    settings = results.state["settings"]
     page = env.get_template("template.html").render(
         name=results.name, folder=results.folder, parent_run_id=results.parent_run_id, tracking_uri=results.state["tracking_uri"],
-        generated=time.strftime("%Y-%m-%d %H:%M"), references=references, params=results.searched,
-        trials=_leaderboard(results), best=results.best.number if results.best else None, sections=sections,
+        generated=time.strftime("%Y-%m-%d %H:%M"), params=results.searched, trials=_leaderboard(results),
+        references=", ".join(f"{k.replace('_', ' ')} {percent(v)}" for k, v in results.references.items()) or "none",
+        smoothing=settings.get("smoothing"), scheduler=settings.get("scheduler"), replay=results.state.get("stopping_replay"),
+        confirmation=confirmed, sections=sections,
+        plotly_js=Markup(study_figures.plotly_js()) if any(s.html for s in sections) else None,
     )
     html = out / "report.html"
     html.write_text(page)
-    for path in [html, *(out / s.file for s in sections if s.png)]:
+    figure_files = [s.file for s in [confirmed.get("figure"), *sections] if s is not None and not s.note]
+    for path in [html, *(out / f for f in figure_files)]:
         results.client.log_artifact(results.parent_run_id, str(path), "report")
     return html

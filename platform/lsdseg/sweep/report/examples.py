@@ -1,5 +1,5 @@
-"""The pixels of the report's example grid: target validation images, their labels, the best trial's and
-the source-only reference's predictions, and the best trial's G reconstructing the image from F's features.
+"""The pixels of the report's example grid: target validation images, their labels, the winner's and the
+source-only reference's predictions, and the winner's G reconstructing the image from F's features.
 """
 from __future__ import annotations
 
@@ -13,13 +13,13 @@ from lsdseg.data.labels import colorize
 from lsdseg.predict import load_segmenter, reconstruct, segment
 
 
-def target_examples(best: Path, source_only: Optional[Path], count: int) -> tuple[list[str], list[list[np.ndarray]]]:
+def target_examples(winner: Path, source_only: Optional[Path], count: int) -> tuple[list[str], list[list[np.ndarray]]]:
     """(column titles, rows of HxWx3 uint8 pictures) for the first `count` target validation images."""
-    seg = load_segmenter(best)
+    seg = load_segmenter(winner)
     others = [("source-only prediction", load_segmenter(source_only))] if source_only is not None else []
-    columns = ["target image", "ground truth", "best trial's prediction", *(name for name, _ in others)]
+    columns = ["target image", "ground truth", "winner's prediction", *(name for name, _ in others)]
     if seg.g is not None:
-        columns.append("G(F(image)): best trial")
+        columns.append("G(F(image)): winner")
     dataset = val_dataset(seg.cfg.data.target_val, seg.cfg.data)
     rows = []
     for index in range(min(count, len(dataset))):

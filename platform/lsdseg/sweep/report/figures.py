@@ -1,112 +1,84 @@
-"""The report's figures, drawn with matplotlib (and Optuna's matplotlib plots for fANOVA and parallel
-coordinates). Each function returns a Figure, or a one-sentence reason why the sweep cannot show it.
+"""The report's matplotlib figures of the runs themselves: history, curves, per-class IoU, examples.
+Each function returns a Figure, or a one-sentence reason why the sweep cannot show it; each has a caption
+saying how far it can be trusted (the figures from the Optuna study are in study_figures.py).
 """
 from __future__ import annotations
 
 import math
-import warnings
 from typing import Optional, Sequence
 
 import matplotlib
 import numpy as np
-import optuna
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
-from optuna.trial import TrialState
 
 from lsdseg.data.labels import CLASSES
-from lsdseg.sweep.results import Trial
+from lsdseg.sweep.record import TrialRecord
 
 matplotlib.use("Agg")  # files only: never a window, whatever display the machine has
 
-STATUS_COLOURS = {"completed": "tab:blue", "pruned": "tab:orange", "diverged": "tab:red", "errored": "tab:gray"}
+STATUS_COLOURS = {"completed": "tab:blue", "pruned": "tab:orange", "diverged": "tab:red", "errored": "tab:gray",
+                  "interrupted": "tab:purple"}
+NOISE = ("Single-seed trials: one evaluation swings by about ±5 points on the benchmark, the score (a mean of "
+         "several) by less, so trials a few points apart are not reliably ordered.")
+CAPTIONS = {
+    "history": NOISE + " Trials stopped early score at an earlier iteration than completed ones.",
+    "curves": NOISE + " Thin lines: every evaluation; thick lines: the score the trial was ranked by.",
+    "per_class": "One training seed per run: the IoU of rare classes (poles, signs, riders) swings most between seeds.",
+    "examples": "The first validation images, not chosen to be typical: look at them for failure modes, not for a score.",
+}
 
 
-def history(trials: Sequence[Trial]) -> Figure | str:
-    """Final mIoU of every trial in the order Optuna proposed them, and the best completed so far."""
-    scored = [t for t in trials if t.number is not None and not math.isnan(t.miou)]
+def history(search: Sequence[TrialRecord]) -> Figure | str:
+    """Final score of every search trial in the order Optuna proposed them, and the best completed so far."""
+    scored = [t for t in search if t.number is not None and not math.isnan(t.score)]
     if not scored:
-        return "no trial reached an evaluation"
+        return "Not shown: no trial reached an evaluation."
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for status, colour in STATUS_COLOURS.items():
         group = [t for t in scored if t.status == status]
         if group:
-            ax.scatter([t.number for t in group], [t.miou * 100 for t in group], color=colour, label=status, zorder=3)
+            ax.scatter([t.number for t in group], [t.score * 100 for t in group], color=colour, label=status, zorder=3)
     best, xs, ys = -math.inf, [], []
-    for t in scored:
+    for t in sorted(scored, key=lambda t: t.number):
         if t.status == "completed":
-            best = max(best, t.miou * 100)
+            best = max(best, t.score * 100)
         if best > -math.inf:
             xs.append(t.number)
             ys.append(best)
     if xs:
         ax.step(xs, ys, where="post", color="black", label="best completed so far")
-    ax.set(xlabel="Optuna trial number", ylabel="final target mIoU (%)", title="Optimisation history")
+    ax.set(xlabel="Optuna trial number", ylabel="final score (% mIoU)", title="Optimisation history")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig
 
 
-def curves(ranked: Sequence[Trial], top: int = 5) -> Figure | str:
-    """Target mIoU against training iteration for the leading trials."""
+def curves(ranked: Sequence[TrialRecord], top: int = 5) -> Figure | str:
+    """Target mIoU at every evaluation, and the smoothed score, of the leading search trials."""
     shown = [t for t in ranked if t.history][:top]
     if not shown:
-        return "no trial reached an evaluation"
+        return "Not shown: no trial reached an evaluation."
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for t in shown:
         steps, values = zip(*t.history)
-        ax.plot(steps, [v * 100 for v in values], marker="o", markersize=3, label=f"{t.label} ({t.status})")
-    ax.set(xlabel="training iteration", ylabel="target mIoU (%)", title=f"mIoU curves of the top {len(shown)} trials")
+        line, = ax.plot(steps, [v * 100 for v in values], marker="o", markersize=3, linewidth=0.8, alpha=0.6)
+        if t.scores:
+            steps, values = zip(*t.scores)
+            ax.plot(steps, [v * 100 for v in values], color=line.get_color(), linewidth=2.2, label=f"{t.label} ({t.status})")
+    ax.set(xlabel="training iteration", ylabel="target mIoU (%)", title=f"mIoU and score of the top {len(shown)} trials")
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig
 
 
-def _common_params(study: optuna.Study) -> list[str]:
-    """Parameters every completed trial has: conditional ones cannot be compared across all of them."""
-    done = study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))
-    return sorted(set.intersection(*(set(t.params) for t in done))) if done else []
-
-
-def importance(study: optuna.Study) -> Figure | str:
-    """fANOVA importance of each hyperparameter for the final mIoU of completed trials."""
-    params = _common_params(study)
-    if len(study.get_trials(deepcopy=False, states=(TrialState.COMPLETE,))) < 2 or not params:
-        return "fANOVA needs at least two completed trials"
-    evaluator = optuna.importance.FanovaImportanceEvaluator(seed=0)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            ax = optuna.visualization.matplotlib.plot_param_importances(study, evaluator=evaluator, params=params, target_name="mIoU")
-    except RuntimeError:  # fANOVA's forest finds no variance: every completed trial scored the same
-        return "every completed trial has the same mIoU, so no hyperparameter explains a difference"
-    ax.figure.set_size_inches(7, 0.35 * len(params) + 1.5)
-    ax.set_title("", loc="left")  # Optuna's own title, at the left; ours replaces it
-    ax.set_title("Hyperparameter importance (fANOVA, final mIoU of completed trials)")
-    return ax.figure
-
-
-def parallel(study: optuna.Study) -> Figure | str:
-    """Each completed trial as a line through its parameter values, coloured by mIoU."""
-    params = _common_params(study)
-    if not params:
-        return "no completed trial"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        ax = optuna.visualization.matplotlib.plot_parallel_coordinate(study, params=params, target_name="mIoU")
-    ax.figure.set_size_inches(max(8, 1.1 * len(params)), 4.5)
-    ax.tick_params(axis="x", labelrotation=30, labelsize=8)
-    ax.set_title("Parallel coordinates (completed trials)")
-    return ax.figure
-
-
 def per_class(columns: dict[str, dict[str, float]]) -> Figure | str:
-    """Grouped bars: IoU per class of each named run (best trial, default weights, source-only)."""
+    """Grouped bars: IoU per class of each named run (the winner's run, default weights, source-only)."""
     columns = {name: values for name, values in columns.items() if values}
     if not columns:
-        return "no per-class IoU was recorded"
+        return "Not shown: no per-class IoU was recorded."
     names = [c for c in CLASSES if any(c in v for v in columns.values())]
     fig, ax = plt.subplots(figsize=(max(7, 0.8 * len(names)), 3.8))
     width = 0.8 / len(columns)
@@ -123,7 +95,7 @@ def per_class(columns: dict[str, dict[str, float]]) -> Figure | str:
 def examples(columns: Sequence[str], rows: Sequence[Sequence[Optional[np.ndarray]]]) -> Figure | str:
     """A grid of target images, one row each: image, ground truth, predictions, G's reconstruction."""
     if not rows:
-        return "no target validation image could be read"
+        return "Not shown: no target validation image could be read."
     fig, axes = plt.subplots(len(rows), len(columns), figsize=(2.6 * len(columns), 1.5 * len(rows) + 0.4), squeeze=False)
     for r, row in enumerate(rows):
         for c, pixels in enumerate(row):

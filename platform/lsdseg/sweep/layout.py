@@ -1,0 +1,97 @@
+"""The one place that knows a sweep folder's layout: every file name under `<root>/<name>/`.
+
+    sweep.json               settings, MLflow ids, phase, references, the confirmation plan (SweepState)
+    config.yaml              the base config every trial starts from
+    space.py                 a copy of a user's --space file (a resume reloads this copy)
+    optuna.db                the Optuna study (RDB; optuna-dashboard reads it too)
+    trials/                  Ray Tune's search experiment (on a cluster: <storage>/<name>)
+    confirm/                 Ray Tune's confirmation experiment (on a cluster: <storage>/<name>-confirm)
+    reference-source_only/   the source-only reference run
+    best.json                the declared winner (a TrialRecord plus its confirmation)
+    best_config.yaml         the winner's config: `lsdseg train --config best_config.yaml`
+    best_checkpoint/         a local copy of the winner's checkpoint, wherever it was trained
+    sweep.log                Ray's, MLflow's and Optuna's own output (the terminal shows the product's)
+    report/                  `lsdseg report`'s page and figures
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Optional
+
+from lsdseg.sweep.errors import SweepError
+
+DEFAULT_ROOT = Path("sweeps")
+
+
+@dataclass(frozen=True)
+class SweepLayout:
+    folder: Path
+
+    @property
+    def state(self) -> Path:
+        return self.folder / "sweep.json"
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "config.yaml"
+
+    @property
+    def space_copy(self) -> Path:
+        return self.folder / "space.py"
+
+    @property
+    def optuna_db(self) -> Path:
+        return self.folder / "optuna.db"
+
+    @property
+    def optuna_storage(self) -> str:
+        return f"sqlite:///{self.optuna_db}"
+
+    def experiment(self, phase: str, storage: Optional[str], name: str) -> tuple[str, str]:
+        """(storage_path, name) of a phase's Tune experiment: in this folder on one machine, else under the
+        shared storage every node reaches."""
+        folder = {"search": "trials", "confirm": "confirm"}[phase]
+        if storage is None:
+            return str(self.folder), folder
+        return storage, name if phase == "search" else f"{name}-{phase}"
+
+    @property
+    def source_only(self) -> Path:
+        return self.folder / "reference-source_only"
+
+    @property
+    def best(self) -> Path:
+        return self.folder / "best.json"
+
+    @property
+    def best_config(self) -> Path:
+        return self.folder / "best_config.yaml"
+
+    @property
+    def best_checkpoint_dir(self) -> Path:
+        return self.folder / "best_checkpoint"
+
+    @property
+    def best_checkpoint(self) -> Path:
+        return self.best_checkpoint_dir / "checkpoint.pt"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "sweep.log"
+
+    @property
+    def report(self) -> Path:
+        return self.folder / "report"
+
+
+def find_sweep(sweep: str | Path, root: Path = DEFAULT_ROOT) -> SweepLayout:
+    """A sweep folder, or the name of one under the root."""
+    for folder in (Path(sweep), root / str(sweep)):
+        if SweepLayout(folder).state.is_file():
+            return SweepLayout(folder.resolve())
+    raise SweepError(f"no sweep {str(sweep)!r} (no sweep.json there or under {root}/): pass a sweep folder or the name `lsdseg sweep` printed")
+
+
+def sweeps_under(root: Path) -> list[SweepLayout]:
+    return sorted((SweepLayout(p.parent.resolve()) for p in Path(root).glob("*/sweep.json")), key=lambda s: s.folder.name)

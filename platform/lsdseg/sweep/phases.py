@@ -1,0 +1,169 @@
+"""The two phases of a sweep, each a Ray Tune experiment: the search (Optuna TPE proposes, early stopping
+prunes) and the confirmation (a grid of chosen configurations x fresh training seeds, run to the end).
+
+Both report the smoothed score; both are logged by the driver's MLflow callback under the sweep's parent
+run, tagged with their phase. A phase that Tune saved is restored, never restarted.
+"""
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+from pathlib import Path
+
+import optuna
+import ray
+from mlflow.tracking import MlflowClient
+from ray import tune
+
+from lsdseg.config_io import field_paths, with_values
+from lsdseg.sweep.confirm import candidates, runs_needed, seeds_for
+from lsdseg.sweep.layout import SweepLayout
+from lsdseg.sweep.progress import SweepProgress
+from lsdseg.sweep.results import SweepResults, read_state
+from lsdseg.sweep.searcher import BudgetedSearch, HonestOptunaSearch
+from lsdseg.sweep.settings import SweepSettings
+from lsdseg.sweep.spaces import load_space
+from lsdseg.sweep.stopping import make_scheduler
+from lsdseg.sweep.tracking import MLflowTrials
+from trainables.lsdseg_trainable import confirm_trainable, lsdseg_trainable
+
+# Fixed settings logged with every trial, so MLflow's compare view shows what the trials shared.
+KEY_FIXED = ("train.mode", "train.iterations", "train.eval_every", "train.seed", "model.backbone",
+             "data.source.name", "data.target.name", "data.batch_size", "data.crop_height", "data.crop_width")
+
+
+class Interrupted(Exception):
+    """Tune stopped on Ctrl-C before every trial of the phase had ended."""
+
+
+def _code_dirs() -> list[str]:
+    """The packages a trial imports, shipped from the driver: code edited on the head reaches every node."""
+    import lsdseg
+    import search_spaces
+    import trainables
+
+    return [next(iter(m.__path__)) for m in (lsdseg, search_spaces, trainables)]
+
+
+def start_ray(s: SweepSettings) -> None:
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # short trials checkpoint often by design; Tune's snapshot-frequency warning is noise here
+    os.environ.setdefault("TUNE_WARN_EXCESSIVE_EXPERIMENT_CHECKPOINT_SYNC_THRESHOLD_S", "0")
+    if s.address:
+        ray.init(address=s.address, log_to_driver=False, runtime_env={"py_modules": _code_dirs()})
+    else:  # a fresh local instance, never one left over by a killed driver; no dashboard to expose
+        ray.init(address="local", include_dashboard=False, log_to_driver=False)
+
+
+def _path(layout: SweepLayout, s: SweepSettings, phase: str) -> str:
+    return "/".join(layout.experiment(phase, s.storage, s.name))
+
+
+def can_restore(layout: SweepLayout, s: SweepSettings, phase: str) -> bool:
+    return tune.Tuner.can_restore(_path(layout, s, phase))
+
+
+def _trainable(fn, tree: dict, s: SweepSettings, uri: str):
+    trainable = tune.with_parameters(fn, base=tree, smoothing=s.smoothing, tracking_uri=uri)
+    return tune.with_resources(trainable, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
+
+
+def _run_config(layout: SweepLayout, s: SweepSettings, phase: str, callbacks: list) -> tune.RunConfig:
+    storage_path, name = layout.experiment(phase, s.storage, s.name)
+    return tune.RunConfig(storage_path=storage_path, name=name, callbacks=callbacks, verbose=0,
+                          failure_config=tune.FailureConfig(max_failures=s.max_failures),
+                          checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
+
+
+def _callbacks(state: dict, phase: str, searcher, tree: dict, trials: int) -> list:
+    values = field_paths(with_values(tree, {}))
+    # every searched field too, at the base value a trial keeps when it does not sample it (a conditional
+    # one): every run then has the same params, which MLflow's compare plots need (they drop a run missing one)
+    logged = {k: values[k] for k in (*KEY_FIXED, *state["searched"])}
+    mlflow = MLflowTrials(state["tracking_uri"], state["experiment_id"], state["parent_run_id"], phase, searcher,
+                          logged, tree["train"]["seed"])
+    return [mlflow, SweepProgress(phase, trials, tree["train"]["iterations"], mlflow.run_name)]
+
+
+def _check(grid: tune.ResultGrid, planned: int | None) -> tune.ResultGrid:
+    """A phase ends with every trial ended and (unless a time budget cut it) none missing; else Ctrl-C stopped it."""
+    if len(grid) - grid.num_terminated - grid.num_errors or (planned is not None and len(grid) < planned):
+        raise Interrupted
+    return grid
+
+
+def _budget(folder: str) -> int:
+    """The search's trial budget, as sweep.json holds it (a resume may raise it)."""
+    return read_state(SweepLayout(Path(folder)))["settings"]["num_samples"]
+
+
+def _searcher(s: SweepSettings, layout: SweepLayout, first: list[dict]) -> HonestOptunaSearch:
+    if s.searcher == "tpe":
+        # TPE's default of 10 random start-up trials would leave a 12-trial sweep almost unguided.
+        sampler = optuna.samplers.TPESampler(seed=s.sampler_seed, multivariate=True, group=True, constant_liar=True,
+                                             n_startup_trials=max(3, s.num_samples // 3))
+    else:
+        sampler = optuna.samplers.RandomSampler(seed=s.sampler_seed)
+    # The defaults (and a warm start's winners) go first: the default weights are always measured.
+    return HonestOptunaSearch(space=load_space(s.space), metric="score", mode="max", sampler=sampler, study_name=s.name,
+                              storage=optuna.storages.RDBStorage(layout.optuna_storage), points_to_evaluate=[p for p in first if p] or None)
+
+
+def search(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict) -> tune.ResultGrid:
+    trainable = _trainable(lsdseg_trainable, tree, s, state["tracking_uri"])
+    if can_restore(layout, s, "search"):
+        tuner = tune.Tuner.restore(_path(layout, s, "search"), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        searcher = _searcher(s, layout, state["first_points"])
+        iterations = tree["train"]["iterations"]
+        scheduler = make_scheduler(s.scheduler, metric="score", mode="max", max_t=iterations,
+                                   grace_period=s.grace_period, reduction_factor=s.reduction_factor)
+        budget = functools.partial(_budget, str(layout.folder))
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=BudgetedSearch(searcher, s.max_concurrent, budget), scheduler=scheduler,
+                                        num_samples=s.num_samples, time_budget_s=s.time_budget_s, reuse_actors=True),
+            run_config=_run_config(layout, s, "search", _callbacks(state, "search", searcher, tree, s.num_samples)),
+        )
+    return _check(tuner.fit(), s.num_samples if s.time_budget_s is None else None)
+
+
+def search_results(layout: SweepLayout, s: SweepSettings, tree: dict) -> tune.ResultGrid:
+    """The finished search's results (checkpoints), without running anything."""
+    return tune.Tuner.restore(_path(layout, s, "search"), trainable=_trainable(lsdseg_trainable, tree, s, "")).get_results()
+
+
+def plan_confirmation(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict) -> dict | None:
+    """Which configurations to confirm, on which seeds, and which runs that takes (sweep.json keeps it)."""
+    if s.confirm_top == 0:
+        return None
+    search_trials = SweepResults(layout).search
+    seeds = seeds_for(tree["train"]["seed"], s.confirm_seeds)
+    chosen = candidates(search_trials, state["defaults"] or None, s.confirm_top)
+    runs = runs_needed(chosen, search_trials, seeds)
+    return {"seeds": seeds, "candidates": [dataclasses.asdict(c) for c in chosen], "runs": [dataclasses.asdict(r) for r in runs]}
+
+
+def confirm(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict) -> tune.ResultGrid:
+    trainable = _trainable(confirm_trainable, tree, s, state["tracking_uri"])
+    runs = state["confirm"]["runs"]
+    if can_restore(layout, s, "confirm"):
+        tuner = tune.Tuner.restore(_path(layout, s, "confirm"), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        _drop_orphans(state)
+        tuner = tune.Tuner(
+            trainable, param_space={"point": tune.grid_search(runs)},
+            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=s.max_concurrent, reuse_actors=True),
+            run_config=_run_config(layout, s, "confirm", _callbacks(state, "confirm", None, tree, len(runs))),
+        )
+    return _check(tuner.fit(), len(runs))
+
+
+def _drop_orphans(state: dict) -> None:
+    """Confirmation runs of a driver killed before Tune first saved the confirmation: Tune starts them
+    again under new trial ids, so the old MLflow runs go (deleted runs stay restorable in MLflow)."""
+    client = MlflowClient(state["tracking_uri"])
+    query = f"tags.mlflow.parentRunId = '{state['parent_run_id']}' and tags.phase = 'confirm'"
+    for run in client.search_runs([state["experiment_id"]], filter_string=query, max_results=10_000):
+        client.delete_run(run.info.run_id)

@@ -1,0 +1,194 @@
+"""The early-stopping strategies of a sweep, and an offline replay of their rule on finished curves.
+
+A sweep stops weak trials early to spend its budget on promising ones; the risk is stopping a slow starter
+that would have won. `replay` answers, after the fact, whether a strategy would have stopped a given trial,
+so the leaderboard and the report can say how much the chosen strategy is to be trusted (`winner_verdict`).
+
+The replay mirrors Ray Tune 2.60's `AsyncHyperBandScheduler` and its `_Bracket` (ray/tune/schedulers/
+async_hyperband.py) step for step, so that its answer is Ray's answer for the same sequence of results.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Hashable, Literal, Mapping, Optional, Sequence, TypeVar, get_args
+
+import numpy as np
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+
+Strategy = Literal["asha", "hyperband", "asha_patient", "none"]
+STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
+
+K = TypeVar("K", bound=Hashable)
+Curve = Sequence[tuple[int, float]]  # (step, metric value) per evaluation, steps increasing
+
+
+@dataclass(frozen=True)
+class StopVerdict:
+    """What a strategy would have done to one trial."""
+
+    stopped_at: Optional[int]  # the step at which the most aggressive bracket that stops it does so; None: never
+    probability: float  # the share of brackets, weighted as Ray assigns trials to them, that stop it
+
+
+@dataclass(frozen=True)
+class _Rule:
+    brackets: int  # ASHA brackets; 0: no early stopping at all
+    grace_factor: int  # the grace period is this multiple of the sweep's
+
+
+_RULES: dict[Strategy, _Rule] = {
+    "asha": _Rule(brackets=1, grace_factor=1),
+    "hyperband": _Rule(brackets=3, grace_factor=1),
+    "asha_patient": _Rule(brackets=1, grace_factor=2),
+    "none": _Rule(brackets=0, grace_factor=1),
+}
+
+_NAMES: dict[Strategy, str] = {
+    "asha": "ASHA",
+    "hyperband": "Asynchronous HyperBand (3 brackets)",
+    "asha_patient": "ASHA with a doubled grace period",
+    "none": "No early stopping",
+}
+
+
+def _rule(strategy: Strategy) -> _Rule:
+    if strategy not in _RULES:
+        raise ValueError(f"unknown early-stopping strategy {strategy!r}: pick one of {', '.join(STRATEGIES)}")
+    return _RULES[strategy]
+
+
+def _grace(rule: _Rule, grace_period: int, max_t: int) -> int:
+    """Ray requires grace <= max_t; a grace past the end of training simply never stops anything."""
+    return min(rule.grace_factor * grace_period, max_t)
+
+
+def make_scheduler(strategy: Strategy, *, metric: str, mode: str, max_t: int, grace_period: int,
+                   reduction_factor: float) -> TrialScheduler:
+    """The Ray Tune scheduler of `strategy`, on the trials' `step`.
+
+    - "asha": asynchronous successive halving (Li et al., "A System for Massively Parallel Hyperparameter
+      Tuning", MLSys 2020) with one bracket: at each rung (grace x rf^k iterations) a trial below the top
+      1/rf of those that reached the rung before it is stopped.
+    - "hyperband": asynchronous HyperBand (Li et al., "Hyperband: A Novel Bandit-Based Approach to
+      Hyperparameter Optimization", JMLR 2018, run asynchronously as in the MLSys 2020 paper): 3 brackets,
+      bracket s starting its rungs at grace x rf^s, each trial drawn into one at random. The later brackets
+      stop less and later, the last one often only at max_t, i.e. never early: a hedge against slow starters.
+    - "asha_patient": ASHA with a grace period twice as long, for curves that start slowly.
+    - "none": every trial runs to the end.
+    """
+    rule = _rule(strategy)
+    if rule.brackets == 0:
+        return FIFOScheduler()
+    return ASHAScheduler(time_attr="step", metric=metric, mode=mode, max_t=max_t,
+                         grace_period=_grace(rule, grace_period, max_t), reduction_factor=reduction_factor,
+                         brackets=rule.brackets)
+
+
+def _rungs(grace: int, max_t: int, rf: float, s: int) -> tuple[float, ...]:
+    """The milestones of bracket s, highest first, computed exactly as `_Bracket.__init__` does (same
+    float expression, so a rung at max_t / rf^k lands or not exactly as in Ray)."""
+    count = int(np.log(max_t / grace) / np.log(rf) - s + 1)
+    return tuple(grace * rf ** (k + s) for k in reversed(range(count)))
+
+
+def _weights(rungs: Sequence[tuple[float, ...]]) -> list[float]:
+    """Ray's chance of drawing a trial into each bracket: a softmax over the brackets' rung counts."""
+    sizes = np.array([len(r) for r in rungs])
+    probs = np.e ** (sizes - sizes.max())
+    return (probs / probs.sum()).tolist()
+
+
+def _rung_acted_on(rungs: tuple[float, ...], recorded: list[dict], key: Hashable, step: int) -> Optional[int]:
+    """The rung `_Bracket.on_result` acts on for this result: the highest milestone <= step for which this
+    trial has no value yet. Lower rungs a coarse evaluation schedule skipped are filled by later results."""
+    return next((i for i, m in enumerate(rungs) if step >= m and key not in recorded[i]), None)
+
+
+def _cutoff(values: list[float], rf: float) -> Optional[float]:
+    """The value a trial must reach at a rung: the top 1/rf of those recorded there; none while empty."""
+    return float(np.nanpercentile(values, (1 - 1 / rf) * 100)) if values else None
+
+
+def _replay_bracket(curves: Mapping[K, Curve], rungs: tuple[float, ...], max_t: int, rf: float,
+                    sign: float) -> dict[K, Optional[int]]:
+    """Feed the curves through one bracket, a trial at a time, as the scheduler would see them."""
+    recorded: list[dict[K, float]] = [{} for _ in rungs]
+    stops: dict[K, Optional[int]] = {}
+
+    def on_result(key: K, step: int, value: float) -> bool:
+        i = _rung_acted_on(rungs, recorded, key, step)
+        if i is None:
+            return False
+        cutoff = _cutoff(list(recorded[i].values()), rf)
+        recorded[i][key] = value  # Ray compares against the earlier trials, then records this one
+        return cutoff is not None and value < cutoff
+
+    for key, curve in curves.items():
+        stops[key] = None
+        last: Optional[tuple[int, float]] = None
+        for step, value in curve:
+            last = (step, sign * value)
+            if step >= max_t:  # Ray ends the trial here without asking the bracket
+                break
+            if on_result(key, *last):
+                stops[key] = step
+                break
+        if last is not None:  # Ray's on_trial_complete passes the last result seen through the bracket again
+            on_result(key, *last)
+    return stops
+
+
+def _replay_brackets(strategy: Strategy, curves: Mapping[K, Curve], *, max_t: int, grace_period: int,
+                     reduction_factor: float, mode: str) -> tuple[list[float], list[dict[K, Optional[int]]]]:
+    """(weight, stop step per trial) of each bracket of `strategy`, each replayed with every trial in it."""
+    rule = _rule(strategy)
+    grace = _grace(rule, grace_period, max_t)
+    rungs = [_rungs(grace, max_t, reduction_factor, s) for s in range(rule.brackets)]
+    sign = {"max": 1.0, "min": -1.0}[mode]  # Ray's metric_op: a higher signed value is always better
+    stops = [_replay_bracket(curves, r, max_t, reduction_factor, sign) for r in rungs]
+    return (_weights(rungs) if rungs else []), stops
+
+
+def replay(strategy: Strategy, curves: Mapping[K, Curve], *, max_t: int, grace_period: int,
+           reduction_factor: float, mode: str = "max") -> dict[K, StopVerdict]:
+    """For each trial, whether and when `strategy` would have stopped it, given the full curves of
+    completed trials in the order they started.
+
+    The rule is Ray's exactly (rungs, cutoff percentile, compare-then-record, a trial ends at max_t without
+    a decision, the result at completion goes through the bracket once more); the order is not: trials ran concurrently
+    and interleaved their results, here each trial's curve is fed whole before the next one starts. A
+    trial stopped in the replay reports nothing further, so its later values never raise a later rung's
+    cutoff, as in a real run.
+
+    With several brackets Ray draws each trial's bracket at random; each bracket is replayed with every
+    trial in it, and the verdict weighs the brackets that stop a trial by Ray's chance of drawing them.
+    """
+    weights, stops = _replay_brackets(strategy, curves, max_t=max_t, grace_period=grace_period,
+                                      reduction_factor=reduction_factor, mode=mode)
+    return {key: _verdict(weights, [s[key] for s in stops]) for key in curves}
+
+
+def _verdict(weights: list[float], stops: list[Optional[int]]) -> StopVerdict:
+    """Brackets are ordered most aggressive first, so the first stop found is that bracket's."""
+    stopped_at = next((s for s in stops if s is not None), None)
+    return StopVerdict(stopped_at, sum(w for w, s in zip(weights, stops, strict=True) if s is not None))
+
+
+def winner_verdict(strategy: Strategy, curves: Mapping[K, Curve], winner_key: K, *, max_t: int,
+                   grace_period: int, reduction_factor: float, mode: str = "max") -> str:
+    """One sentence on whether `strategy` would have stopped the sweep's winner: the leaderboard's and the
+    report's warning that a strategy may cut the slow starters a sweep is looking for."""
+    weights, stops = _replay_brackets(strategy, curves, max_t=max_t, grace_period=grace_period,
+                                      reduction_factor=reduction_factor, mode=mode)
+    winner = f"the winner (trial {winner_key})"
+    if not stops:
+        return f"{_NAMES[strategy]}: none of the {len(curves)} completed trials would have been stopped, {winner} included"
+    head = f"{_NAMES[strategy]} replayed on the full curves of the {len(curves)} completed trials"
+    verdict = _verdict(weights, [s[winner_key] for s in stops])
+    if verdict.stopped_at is None:
+        return f"{head} would not have stopped {winner}"
+    if len(stops) == 1:
+        return f"{head} would have stopped {winner} at iteration {verdict.stopped_at}"
+    stopping = sum(s[winner_key] is not None for s in stops)
+    return (f"{head} would have stopped {winner} in {stopping} of {len(stops)} brackets "
+            f"(probability {verdict.probability:.2f})")

@@ -1,0 +1,132 @@
+"""The report's figures, tables and page from constructed records, an in-memory Optuna study and no MLflow:
+the confirmation shows every seed, importance is withheld below its minimum, the page needs no network."""
+from __future__ import annotations
+
+import math
+import re
+from types import SimpleNamespace
+
+import optuna
+import pytest
+from matplotlib import pyplot as plt
+from matplotlib.collections import PathCollection
+from matplotlib.figure import Figure
+from optuna.distributions import FloatDistribution
+
+from lsdseg.sweep.confirm import Candidate, Confirmed, Paired
+from lsdseg.sweep.record import TrialRecord
+from lsdseg.sweep.report import build, confirmation, study_figures
+
+SEEDS = (0, 1, 2)
+DEFAULTS = Confirmed(Candidate(0, 0, {}), {0: 0.30, 1: 0.28, 2: 0.31}, None)
+BETTER = Confirmed(Candidate(1, 7, {}), {0: 0.35, 1: 0.33, 2: 0.36}, Paired(0.05, 0.04, 0.06, 3))
+UNCLEAR = Confirmed(Candidate(2, 4, {}), {0: 0.36, 1: 0.22, 2: 0.33}, Paired(0.0067, -0.10, 0.12, 3))
+
+
+def _study(n: int) -> optuna.Study:
+    """n completed trials whose score is set by `lr` alone; `beta` is noise."""
+    study = optuna.create_study(direction="maximize")
+    dists = {"lr": FloatDistribution(1e-4, 1e-2, log=True), "beta": FloatDistribution(0.5, 0.9)}
+    for i in range(n):
+        lr, beta = 10 ** (-4 + 2 * i / max(n - 1, 1)), 0.5 + 0.4 * ((i * 7) % n) / n
+        score = 0.2 + 0.05 * (math.log10(lr) + 4)
+        study.add_trial(optuna.trial.create_trial(params={"lr": lr, "beta": beta}, distributions=dists, value=score))
+    return study
+
+
+def test_confirmation_figure_has_one_point_per_seed_per_candidate():
+    fig = confirmation.figure([DEFAULTS, BETTER, UNCLEAR], BETTER)
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    points = [c for c in ax.collections if isinstance(c, PathCollection)]
+    assert len(points) == len(SEEDS) and all(len(c.get_offsets()) == 3 for c in points)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["default weights", "trial 7 (winner)", "trial 4"]
+    assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"seed 0", "seed 1", "seed 2", "mean ± std"}
+    plt.close(fig)
+
+
+def test_confirmation_table_says_whether_the_interval_clears_zero():
+    defaults, better, unclear = confirmation.rows([DEFAULTS, BETTER, UNCLEAR], BETTER)
+    assert better["versus"] == "+5.0 [+4.0, +6.0] (3 seeds)" and better["winner"]
+    assert better["verdict"].startswith("Reliably better") and "above 0" in better["verdict"]
+    assert unclear["versus"] == "+0.7 [\u221210.0, +12.0] (3 seeds)"
+    assert unclear["verdict"].startswith("Not distinguishable") and "includes 0" in unclear["verdict"]
+    assert (better["mean"], better["worst"], defaults["versus"]) == ("34.7", "33.0", "-")
+    assert "reliably worse" in confirmation.verdict(Confirmed(Candidate(3, 9, {}), {}, Paired(-0.05, -0.08, -0.02, 3))).lower()
+
+
+def test_importance_below_the_minimum_names_both_numbers():
+    said = study_figures.importance(_study(6))
+    assert said == (f"Importance is not shown: 6 completed trials, fewer than the {study_figures.MIN_TRIALS} "
+                    "it needs to be more than noise.")
+
+
+def test_importance_from_enough_trials_is_a_bar_per_parameter_with_its_spread():
+    fig = study_figures.importance(_study(12))
+    assert isinstance(fig, Figure)
+    ax = fig.axes[0]
+    assert "12 completed trials" in ax.get_title()
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["beta", "lr"]  # the most important on top
+    widths = [bar.get_width() for bar in ax.patches]
+    assert widths[1] > widths[0]
+    plt.close(fig)
+
+
+def test_parallel_coordinates_embed_a_plotly_div_without_a_cdn():
+    fig = study_figures.parallel(_study(12))
+    html = study_figures.embed(fig)
+    assert 'class="plotly-graph-div"' in html and "Plotly.newPlot" in html
+    assert "<script src" not in html.replace(" ", "") and "cdn" not in html.lower()
+    assert list(fig.layout.xaxis.ticktext) == ["score (%)", "beta", "lr"]
+
+
+def test_parallel_coordinates_drop_log_tick_labels_that_would_overlap():
+    study = optuna.create_study(direction="maximize")
+    dists = {"lr": FloatDistribution(1e-4, 1e-2, log=True)}
+    for i, lr in enumerate([9.8e-4, 2e-3, 9e-3]):  # 9.8e-4 sits 1 % of the axis below the 1e-3 decade
+        study.add_trial(optuna.trial.create_trial(params={"lr": lr}, distributions=dists, value=0.1 * i))
+    ticks = [a.text for a in study_figures.parallel(study).layout.annotations if a.x == 1]
+    assert "0.00098" in ticks and "0.009" in ticks and "0.001" not in ticks
+
+
+class _Results(SimpleNamespace):
+    """SweepResults' surface as write_report reads it, without MLflow or a sweep folder."""
+
+    def ranked(self):
+        return sorted(self.search, key=lambda t: -t.score)
+
+    def best_checkpoint(self):
+        return None
+
+    def source_only_checkpoint(self):
+        return None
+
+    def source_only_per_class(self):
+        return {"road": 0.7, "car": 0.3}
+
+
+def _record(number: int, score: float) -> TrialRecord:
+    return TrialRecord(run_id=f"r{number}", ray_trial_id=f"t{number}", phase="search", number=number, seed=0,
+                       status="completed", params={"lr": 0.001, "beta": 0.7}, history=((100, score - 0.02), (200, score + 0.01)),
+                       scores=((100, score - 0.02), (200, score)), per_class={"road": 0.8, "car": 0.4})
+
+
+@pytest.mark.parametrize("confirmed", [True, False])
+def test_the_page_is_one_file_with_plotly_inlined_once(tmp_path, monkeypatch, confirmed):
+    search = [_record(n, 0.30 + 0.01 * (n % 5)) for n in range(12)]
+    logged = []
+    results = _Results(
+        folder=tmp_path, name="s<1>", parent_run_id="p", study=_study(12), searched=["beta", "lr"], search=search,
+        references={"source_only": 0.2}, seeds=list(SEEDS), best=search[4], default_weights=search[0],
+        confirmation=[DEFAULTS, BETTER, UNCLEAR] if confirmed else [], winner=BETTER if confirmed else None,
+        state={"tracking_uri": "sqlite://", "stopping_replay": "Replayed, the rule would not have stopped trial 7.",
+               "settings": {"smoothing": 3, "scheduler": "asha", "select": "mean", "confirm_top": 2}},
+        client=SimpleNamespace(log_artifact=lambda run, path, folder: logged.append(path)))
+    monkeypatch.setattr(build, "SweepResults", lambda sweep: results)
+    page = build.write_report("s", tmp_path / "report", examples=0).read_text()
+    assert page.count("Plotly.newPlot") == 1 and len(re.findall(r"<script[^>]*\bsrc=", page)) == 0
+    assert page.count(study_figures.plotly_js()[:200]) == 1  # plotly.js once, in the page itself
+    assert "s&lt;1&gt;" in page and "mean target mIoU of the last 3 evaluations" in page and "best seen (oracle)" in page
+    assert "would not have stopped trial 7" in page and page.count("How far to trust this") == 5 + confirmed  # examples: no checkpoint
+    assert ("Reliably better" in page) == confirmed and ("stopped before its confirmation ran" in page) != confirmed
+    assert (tmp_path / "report" / "parallel.html").is_file() and str(tmp_path / "report" / "parallel.html") in logged
