@@ -1,63 +1,117 @@
-"""Search quality on the built-in benchmark: the default `lsdseg sweep` (TPE + ASHA) against the default
-weights and against random search without early stopping, at the same number of trials.
+"""Search quality on the built-in benchmark: does a sweep's confirmed winner beat the default weights on
+seeds it has never seen, and for how much compute?
 
-Reports the best final target mIoU of each, the default weights' mIoU (Optuna trial 0 of each sweep),
-and the trial-iterations each sweep spent. One sweep per method: a single draw, not a distribution.
+For every early-stopping strategy and sampler seed, one full `lsdseg sweep` (TPE, with its confirmation on
+fresh seeds) runs; random search without early stopping, confirmed the same way, is the reference. Then
+the declared winner and the default weights are retrained on `--fresh-seeds` seeds that no sweep used
+(the defaults once, shared by every method), and compared seed by seed: paired difference with a 95 %
+t interval. Also reported: trial-iterations spent (search + confirmation), wall time, and whether the
+strategy's rule, replayed on the completed trials, would have stopped the winner.
 
-    python bench/search_quality.py [--trials 14] [--concurrency 2]
+    python bench/search_quality.py                                   # every strategy, sampler seeds 0 and 1
+    python bench/search_quality.py --methods asha random --seeds 0   # a part of it
+
+Prints a JSON document and a table; writes the JSON under bench/results/search_quality/.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import statistics
 import time
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
 from pathlib import Path
 
+METHODS = {"asha": ("tpe", "asha"), "hyperband": ("tpe", "hyperband"), "asha_patient": ("tpe", "asha_patient"),
+           "tpe_none": ("tpe", "none"), "random": ("random", "none")}
 
-def run(method: str, searcher: str, scheduler: str, trials: int, concurrency: int, root: Path, seed: int) -> dict:
+
+def score_run(job: dict) -> dict:
+    """One plain run_training of a configuration on one seed; its score as a sweep computes it."""
+    from lsdseg.config_io import PACKAGED, load_config, with_values, to_dict
+    from lsdseg.train import run_training
+
+    cfg = load_config([PACKAGED / "sweep.yaml"])
+    cfg = with_values(to_dict(cfg), {**job["params"], "train.seed": job["seed"], "train.threads": 1, "train.out_dir": job["out"]})
+    history = [h.miou for h in run_training(cfg).history]
+    return {"seed": job["seed"], "history": history, "score": statistics.fmean(history[-job["smoothing"]:])}
+
+
+def retrain(params: dict, seeds: list[int], out: Path, smoothing: int, workers: int) -> list[dict]:
+    jobs = [{"params": params, "seed": s, "out": str(out / f"seed{s}"), "smoothing": smoothing} for s in seeds]
+    with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        return list(pool.map(score_run, jobs))
+
+
+def paired(a: list[float], b: list[float]) -> dict:
+    from scipy import stats
+
+    diffs = [x - y for x, y in zip(a, b)]
+    mean = statistics.fmean(diffs)
+    half = float(stats.t.ppf(0.975, len(diffs) - 1)) * statistics.stdev(diffs) / len(diffs) ** 0.5
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": len(diffs)}
+
+
+def sweep(method: str, seed: int, root: Path, concurrency: int) -> dict:
     from lsdseg.config_io import PACKAGED, load_config
     from lsdseg.sweep.runner import start_sweep
     from lsdseg.sweep.settings import SweepSettings
 
-    cfg = load_config([PACKAGED / "sweep.yaml"])
-    settings = SweepSettings(name=f"{method}-{time.strftime('%H%M%S')}", num_samples=trials, max_concurrent=concurrency,
-                             searcher=searcher, scheduler=scheduler, sampler_seed=seed, references=method == "tpe_asha",
+    searcher, scheduler = METHODS[method]
+    settings = SweepSettings(name=f"{method}-s{seed}-{time.strftime('%H%M%S')}", searcher=searcher, scheduler=scheduler,
+                             sampler_seed=seed, max_concurrent=concurrency, references=False,
                              root=str(root / "sweeps"), tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     start = time.perf_counter()
-    outcome = start_sweep(settings, cfg)
-    completed = [r for r in outcome.rows if r.status == "completed"]
-    return {"method": method, "wall_seconds": round(time.perf_counter() - start, 1),
-            "best_miou": max((r.miou for r in completed), default=float("nan")),
-            "best_params": completed[0].params if completed else None,
-            "default_weights_miou": outcome.references.get("default_weights"),
-            "trial_iterations": sum(r.steps for r in outcome.rows),
-            "statuses": {s: sum(r.status == s for r in outcome.rows) for s in {r.status for r in outcome.rows}},
-            "references": outcome.references, "folder": str(outcome.folder)}
+    results = start_sweep(settings, load_config([PACKAGED / "sweep.yaml"])).results
+    win = results.winner
+    return {"method": method, "sampler_seed": seed, "wall_seconds": round(time.perf_counter() - start, 1),
+            "trial_iterations": sum(t.steps for t in results.trials), "folder": str(results.folder),
+            "winner": win.candidate.label if win else None, "winner_params": win.candidate.params if win else None,
+            "winner_is_default": bool(win) and win.candidate.rank == 0,
+            "confirmed_mean": win.mean if win else None, "confirmed_scores": win.scores if win else None,
+            "stopping_replay": results.state.get("stopping_replay"),
+            "statuses": {s: sum(t.status == s for t in results.search) for s in {t.status for t in results.search}}}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=12)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=list(METHODS))
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="sampler seeds")
+    parser.add_argument("--fresh-seeds", type=int, nargs="+", default=[100, 101, 102], help="training seeds no sweep uses")
     parser.add_argument("--concurrency", type=int, default=2)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--methods", nargs="+", default=["tpe_asha", "random_full"], choices=["tpe_asha", "random_full"])
     parser.add_argument("--out", default="bench/results/search_quality")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from lsdseg.sweep.settings import SweepSettings
+
+    smoothing = SweepSettings.__pydantic_fields__["smoothing"].default
     root = Path(args.out).resolve()
     root.mkdir(parents=True, exist_ok=True)
-    methods = {"tpe_asha": ("tpe", "asha"), "random_full": ("random", "none")}
-    runs = [run(m, *methods[m], args.trials, args.concurrency, root, args.seed) for m in args.methods]
-    report = {"benchmark": "search_quality", "trials": args.trials, "runs": runs}
-    (root / f"{time.strftime('%Y%m%d-%H%M%S')}.json").write_text(json.dumps(report, indent=2))
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    defaults = retrain({}, args.fresh_seeds, root / f"fresh-{stamp}" / "defaults", smoothing, args.concurrency)
+    base = [r["score"] for r in defaults]
+    runs = []
+    for method in args.methods:
+        for seed in args.seeds:
+            run = sweep(method, seed, root, args.concurrency)
+            fresh = base if run["winner_is_default"] else [r["score"] for r in retrain(
+                run["winner_params"], args.fresh_seeds, root / f"fresh-{stamp}" / f"{method}-s{seed}", smoothing, args.concurrency)]
+            run |= {"fresh_scores": fresh, "fresh_mean": statistics.fmean(fresh), "versus_defaults": paired(fresh, base)}
+            runs.append(run)
+            report = {"benchmark": "search_quality", "fresh_seeds": args.fresh_seeds, "smoothing": smoothing,
+                      "defaults_fresh": defaults, "defaults_fresh_mean": statistics.fmean(base), "runs": runs}
+            (root / f"{stamp}.json").write_text(json.dumps(report, indent=2))  # after every sweep: a long run keeps its part
     print(json.dumps(report, indent=2))
-    print(f"\n{'method':<14} {'best mIoU':>9} {'defaults':>9} {'trial-its':>9} {'wall s':>7}  outcomes")
+    print(f"\ndefault weights on fresh seeds {args.fresh_seeds}: " + " ".join(f"{v * 100:.1f}" for v in base)
+          + f" (mean {statistics.fmean(base) * 100:.1f})")
+    print(f"{'method':<13} {'seed':>4} {'winner':<16} {'fresh mean':>10} {'vs defaults [95% CI]':<24} {'trial-its':>9} {'wall s':>7}  stopping replay")
     for r in runs:
-        defaults = f"{r['default_weights_miou'] * 100:9.1f}" if r["default_weights_miou"] is not None else f"{'-':>9}"
-        print(f"{r['method']:<14} {r['best_miou'] * 100:9.1f} {defaults} {r['trial_iterations']:9d} {r['wall_seconds']:7.0f}  {r['statuses']}")
-    if runs[0]["references"]:
-        print("references: " + ", ".join(f"{k} {v * 100:.1f}" for k, v in runs[0]["references"].items()))
+        v = r["versus_defaults"]
+        ci = f"{v['mean'] * 100:+.1f} [{v['low'] * 100:+.1f}, {v['high'] * 100:+.1f}]"
+        print(f"{r['method']:<13} {r['sampler_seed']:>4} {str(r['winner']):<16} {r['fresh_mean'] * 100:10.1f} {ci:<24} "
+              f"{r['trial_iterations']:9d} {r['wall_seconds']:7.0f}  {r['stopping_replay'] or '-'}")
 
 
 if __name__ == "__main__":
