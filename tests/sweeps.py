@@ -2,10 +2,12 @@
 invariants a finished sweep must satisfy across MLflow, Optuna and Ray Tune."""
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import optuna
@@ -21,32 +23,43 @@ def tiny(cache_dir, iterations=6, eval_every=2):
             "--model.d_width=4", f"--train.iterations={iterations}", f"--train.eval_every={eval_every}"]
 
 
-def lsdseg(*args, cwd, wait=True, env=None, timeout=600):
+def lsdseg(*args, cwd, wait=True, env=None, timeout=600, split=False):
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
     cmd = [sys.executable, "-m", "lsdseg.cli", *args]
     if not wait:
-        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE if split else subprocess.STDOUT, text=True)
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True, timeout=timeout)
 
 
-def has_metrics(db: Path) -> bool:
-    """Read-only look at a sqlite store: a client here would race the driver creating MLflow's tables."""
+def has_metrics(db: Path, phase: str = "search") -> bool:
+    """Whether a run of `phase` has logged a metric. A read-only look at the sqlite store: a client here
+    would race the driver creating MLflow's tables."""
     if not db.exists():
         return False
+    query = ("SELECT count(*) FROM metrics m JOIN tags t ON t.run_uuid = m.run_uuid WHERE t.key = 'phase' AND t.value = ?")
     try:
         with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as con:
-            return con.execute("SELECT count(*) FROM metrics").fetchone()[0] > 0
+            return con.execute(query, (phase,)).fetchone()[0] > 0
     except sqlite3.Error:
         return False
+
+
+def wait_for_metrics(driver, db: Path, phase: str = "search", timeout: float = 300) -> None:
+    """Until the first `phase` run logged an evaluation; fails if the sweep ended first."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and driver.poll() is None and not has_metrics(db, phase):
+        time.sleep(0.5)
+    assert driver.poll() is None, "the sweep ended before it could be interrupted: " + driver.stdout.read()[-3000:]
 
 
 def children_of(client, parent_id, experiment_id):
     return client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'", max_results=1000)
 
 
-def check_invariants(tracking_uri, folder: Path, num_samples, iterations, eval_every):
-    """One parent and one child per trial, none RUNNING; params equal Optuna's; gap-free mIoU histories;
-    Optuna's states equal the outcomes Tune saw. Returns {status: [child runs]}."""
+def check_invariants(tracking_uri, folder: Path, num_samples, iterations, eval_every, confirm_runs=None):
+    """One parent, one child per search trial (phase=search) and one per confirmation run (phase=confirm),
+    none RUNNING; params equal Optuna's; gap-free mIoU histories; Optuna's states equal the outcomes Tune
+    saw; the confirmation ran every planned (configuration, seed) once, to the end. Returns {status: [search runs]}."""
     name = folder.name
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("lsdseg")
@@ -54,20 +67,32 @@ def check_invariants(tracking_uri, folder: Path, num_samples, iterations, eval_e
     assert len(runs) == 1 and runs[0].data.tags.get("role") == "sweep"
     parent = runs[0]
     assert {"git_sha", "search_space", "sampler_seed"} <= set(parent.data.tags)
-    children = children_of(client, parent.info.run_id, experiment.experiment_id)
+    everything = children_of(client, parent.info.run_id, experiment.experiment_id)
+    assert [r.info.status for r in [parent, *everything] if r.info.status != "FINISHED"] == []
+    assert len({c.data.tags["ray_trial_id"] for c in everything}) == len(everything)
+    assert all("None" not in c.data.tags.values() for c in everything)
+    children = [c for c in everything if c.data.tags["phase"] == "search"]
+    confirmed = [c for c in everything if c.data.tags["phase"] == "confirm"]
     assert len(children) == num_samples
-    assert len({c.data.tags["ray_trial_id"] for c in children}) == num_samples
-    assert [r.info.status for r in [parent, *children] if r.info.status == "RUNNING"] == []
+    state = json.loads((folder / "sweep.json").read_text())
+    planned = state["confirm"]["runs"] if state["confirm"] else []
+    assert len(confirmed) == len(planned) == (len(planned) if confirm_runs is None else confirm_runs)
+    assert sorted((int(c.data.tags["confirm_rank"]), int(c.data.tags["seed"])) for c in confirmed) == sorted((p["rank"], p["seed"]) for p in planned)
+    for c in confirmed:
+        assert c.data.tags["status"] == "completed" and c.data.params["train.seed"] == c.data.tags["seed"]
+        steps = [m.step for m in client.get_metric_history(c.info.run_id, "miou")]
+        assert steps == list(range(eval_every, iterations + 1, eval_every))
 
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{folder}/optuna.db")
-    trials = {t.number: t for t in study.trials}
+    warm = study.user_attrs.get("warm_start_trials", 0)  # copied from earlier sweeps: no run of this one
+    trials = {t.number: t for t in study.trials[warm:]}
     assert len(trials) == num_samples
     outcomes: dict[str, list] = {}
     for child in children:
         trial = trials[int(child.data.tags["optuna_trial_number"])]
         for key, value in trial.params.items():
             assert child.data.params[key] == (repr(value) if isinstance(value, float) else str(value))
-        steps = sorted({m.step for m in client.get_metric_history(child.info.run_id, "miou")})
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "miou")]  # each evaluation logged once
         status = child.data.tags["status"]
         if status != "errored":  # a trial may crash before its first evaluation
             assert steps and steps == list(range(eval_every, steps[-1] + 1, eval_every))  # a history with no gap

@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 from sweeps import children_of, lsdseg, tiny
 
-FIGURES = ("history", "curves", "importance", "parallel", "per_class", "examples")
+PNGS = ("confirmation", "history", "curves", "per_class", "examples")  # parallel coordinates: plotly, interactive
 # Debian's chromium, headless, with nothing that reaches out to the network on its own
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -27,11 +27,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, cache_dir):
-    """4 trials of 8 iterations, no early stopping: the full space draws the conditional parameter, and
-    the trials end on different mIoUs, so fANOVA has something to explain (about 30 s)."""
+    """4 trials of 8 iterations, no early stopping, the best one and the defaults confirmed on one more seed:
+    the full space draws the conditional parameter, and the trials end on different mIoUs (about 40 s)."""
     cwd = tmp_path_factory.mktemp("report")
     small = [arg for arg in tiny(cache_dir, iterations=8, eval_every=4) if not arg.startswith("--model.")]  # tinier nets all predict one class
-    run = lsdseg("sweep", "--name", "r1", "--num-samples", "4", "--scheduler", "none", *small, cwd=cwd)
+    run = lsdseg("sweep", "--name", "r1", "--num-samples", "4", "--scheduler", "none", "--confirm-top", "1",
+                 "--confirm-seeds", "1", *small, cwd=cwd)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return cwd
 
@@ -62,9 +63,15 @@ def test_report_renders_in_chromium_with_every_figure(sweep, chromium, tmp_path)
     html = sweep / "sweeps" / "r1" / "report" / "report.html"
     assert f"report: {html}" in run.stdout
     text = html.read_text()
-    assert "Not shown" not in text and text.count("<tr") == 1 + 4  # header + every trial
-    assert "References: source only" in text and "default weights" in text
-    for name in FIGURES:
+    leaderboard = text.split("<h2>Leaderboard</h2>", 1)[1].split("</table>", 1)[0]
+    assert leaderboard.count("<tr") == 1 + 4 and leaderboard.count("(winner)") == 1  # header + every search trial
+    confirmation = text.split("<h2>Confirmation on fresh seeds</h2>", 1)[1].split("</table>", 1)[0]
+    assert confirmation.count("<tr") == 1 + 2 and "default weights" in confirmation  # the winner and the defaults
+    assert "References: source only" in text
+    # 4 trials are too few for importance: the page says so instead of drawing noise
+    assert "Importance is not shown: 4 completed trials, fewer than the 10" in text
+    assert text.count("How far to trust this") == len(PNGS) + 1  # + parallel coordinates
+    for name in PNGS:
         assert not _blank((html.parent / f"{name}.png").read_bytes()), f"{name}.png is blank"
 
     errors: list[str] = []
@@ -75,17 +82,19 @@ def test_report_renders_in_chromium_with_every_figure(sweep, chromium, tmp_path)
         page.on("pageerror", lambda exc: errors.append(str(exc)))
         page.goto(html.as_uri(), wait_until="load")
         sources = page.eval_on_selector_all("img", "els => els.map(e => [e.naturalWidth, e.src])")
+        plots = page.eval_on_selector_all(".js-plotly-plot", "els => els.map(e => e.getBoundingClientRect().height)")
         page.screenshot(path=tmp_path / "report.png", full_page=True)
         browser.close()
     assert errors == []
-    assert len(sources) == len(FIGURES) and all(width > 0 for width, _ in sources)
+    assert len(sources) == len(PNGS) and all(width > 0 for width, _ in sources)
+    assert len(plots) == 1 and plots[0] > 100  # the interactive parallel-coordinates plot was drawn
     for _, src in sources:  # the page is self-contained: every figure is embedded, none is blank
         assert src.startswith("data:image/png;base64,") and not _blank(base64.b64decode(src.split(",", 1)[1]))
     assert not _blank((tmp_path / "report.png").read_bytes())
 
     state = json.loads((sweep / "sweeps" / "r1" / "sweep.json").read_text())
     logged = {a.path for a in MlflowClient(state["tracking_uri"]).list_artifacts(state["parent_run_id"], "report")}
-    assert {f"report/{name}.png" for name in FIGURES} | {"report/report.html"} <= logged
+    assert {f"report/{name}.png" for name in PNGS} | {"report/report.html", "report/parallel.html"} <= logged
 
 
 @pytest.mark.slow

@@ -1,23 +1,34 @@
-"""`lsdseg sweeps`: the sweeps under a root, from their folders alone (no MLflow, no Ray)."""
+"""`lsdseg sweeps`: the sweeps under a root, from their folders alone (sweep.json, best.json and the
+Optuna study file; no MLflow server, no Ray)."""
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
+import optuna
+
 from lsdseg.sweep.layout import SweepLayout, sweeps_under
 from lsdseg.sweep.results import read_state
+
+
+def _finished_trials(layout: SweepLayout, name: str) -> int:
+    """Search trials that ended (completed, pruned or failed), as the study records them."""
+    if not layout.optuna_db.is_file():
+        return 0
+    study = optuna.load_study(study_name=name, storage=layout.optuna_storage)
+    warm = study.user_attrs.get("warm_start_trials", 0)  # copied in from earlier sweeps, not run here
+    return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False)) - warm
 
 
 def _row(layout: SweepLayout) -> str:
     state = read_state(layout)
     s = state["settings"]
-    # trials done: finished runs of the Tune search experiment (Tune writes a result per trial folder)
-    done = sum(1 for _ in (layout.folder / "trials").glob("*/result.json")) if s.get("storage") is None else None
+    done = _finished_trials(layout, s["name"])
     best = json.loads(layout.best.read_text()) if layout.best.is_file() else None
     confirmed = (best or {}).get("confirmed")
     figure = "-" if best is None else (f"{confirmed['mean'] * 100:.1f} ({len(confirmed['scores'])} seeds)" if confirmed
                                        else f"{best['score'] * 100:.1f} (1 seed)")
-    trials = f"{'?' if done is None else done}/{s['num_samples']}"
+    trials = f"{done}/{s['num_samples']}"
     return f"{s['name']:<28} {state.get('status', '?'):<11} {state.get('phase', '?'):<8} {trials:>7}  {figure:<16} {state.get('started', '-')}"
 
 

@@ -46,9 +46,10 @@ class MLflowTrials(Callback):
         self._client: Optional[MlflowClient] = None
         self._runs: dict[str, str] = {}
         self._nodes: dict[str, list[str]] = {}
+        self._logged: dict[str, int] = {}  # the last iteration logged per trial
 
     def __getstate__(self) -> dict:  # Tune pickles callbacks with the experiment; clients do not travel
-        return {**self.__dict__, "_client": None, "_runs": {}, "_nodes": {}}
+        return {**self.__dict__, "_client": None, "_runs": {}, "_nodes": {}, "_logged": {}}
 
     @property
     def client(self) -> MlflowClient:
@@ -64,6 +65,8 @@ class MLflowTrials(Callback):
         if found:  # a resumed sweep or a retried trial continues its own run
             run_id = found[0].info.run_id
             self.client.update_run(run_id, status="RUNNING")
+            history = self.client.get_metric_history(run_id, "miou")
+            self._logged[trial.trial_id] = max((m.step for m in history), default=0)
         else:
             name, tags, params = self._describe(trial)
             tags |= {"mlflow.parentRunId": self.parent_run_id, "ray_trial_id": trial.trial_id, "phase": self.phase, "status": "running"}
@@ -97,9 +100,13 @@ class MLflowTrials(Callback):
         if "step" not in result or result.get("run_status") != "running":
             return  # a diverged trial's last word is its status and message (tags), not a new evaluation
         now, step = int(time.time() * 1000), int(result["step"])
+        run_id = self.run_id(trial)
+        if step <= self._logged.get(trial.trial_id, 0):
+            return  # redone after a restart from an older checkpoint than the driver had logged: logged once
+        self._logged[trial.trial_id] = step
         metrics = [Metric(k, float(v), now, step) for k, v in result.items()
                    if (k in ("miou", "score") or k.startswith(("iou/", "loss/"))) and isinstance(v, (int, float)) and math.isfinite(v)]
-        self.client.log_batch(self.run_id(trial), metrics=metrics, tags=self._node_tags(trial, result))  # one call per evaluation
+        self.client.log_batch(run_id, metrics=metrics, tags=self._node_tags(trial, result))  # one call per evaluation
 
     def _node_tags(self, trial, result: dict) -> list[RunTag]:
         """Where the trial runs; `ray_nodes` lists every node it ran on, so a restart after a node loss shows."""

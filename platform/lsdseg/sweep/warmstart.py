@@ -65,3 +65,4 @@ def seed_study(storage: str, name: str, warm: WarmStart) -> None:
     """Create the study with the earlier trials in it; Ray's OptunaSearch then loads it by name."""
     study = optuna.create_study(storage=storage, study_name=name, direction="maximize")
     study.add_trials(warm.trials)
+    study.set_user_attr("warm_start_trials", len(warm.trials))  # `lsdseg sweeps` counts only this sweep's own
