@@ -64,7 +64,7 @@ def sweep(method: str, seed: int, root: Path, concurrency: int) -> dict:
                              sampler_seed=seed, max_concurrent=concurrency, references=False,
                              root=str(root / "sweeps"), tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     start = time.perf_counter()
-    results = start_sweep(settings, load_config([PACKAGED / "sweep.yaml"])).results
+    results = start_sweep(settings, load_config([PACKAGED / "sweep.yaml"]))
     win = results.winner
     return {"method": method, "sampler_seed": seed, "wall_seconds": round(time.perf_counter() - start, 1),
             "trial_iterations": sum(t.steps for t in results.trials), "folder": str(results.folder),

@@ -32,15 +32,15 @@ def main() -> None:
     cfg = load_config(overrides=[f"--train.iterations={args.iterations}", f"--train.eval_every={args.iterations // 3}",
                                  *(o if o.startswith("--") else f"--{o}" for o in args.overrides)])
     settings = SweepSettings(name="overhead", num_samples=args.trials, max_concurrent=args.concurrency,
-                             scheduler="none", references=False, root=str(work / "sweeps"),
+                             scheduler="none", references=False, confirm_top=0, root=str(work / "sweeps"),
                              tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
     start = time.perf_counter()
-    outcome = start_sweep(settings, cfg)
+    results = start_sweep(settings, cfg)
     wall = time.perf_counter() - start
 
     import pandas  # Ray Tune's result frames
 
-    frames = [pandas.read_json(p, lines=True) for p in (outcome.folder / "trials").glob("*/result.json")]
+    frames = [pandas.read_json(p, lines=True) for p in (results.folder / "trials").glob("*/result.json")]
     own = [float(f["time_total_s"].iloc[-1]) for f in frames]
     ideal = sum(own) / args.concurrency
     report = {"benchmark": "sweep_overhead", "trials": args.trials, "concurrency": args.concurrency,

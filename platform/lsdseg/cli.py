@@ -155,7 +155,7 @@ def sweep(ctx: click.Context, config_paths: tuple[str, ...], resume_dir: str | N
             if fixed:
                 raise SweepError(f"--resume continues a sweep with its own settings; {', '.join(fixed)} cannot change: "
                                  "drop them (only --num-samples and --address may be given), or start a new sweep")
-            outcome = resume_sweep(Path(resume_dir), {n: options[n] for n in given if n in RESUMABLE}, verbose)
+            results = resume_sweep(Path(resume_dir), {n: options[n] for n in given if n in RESUMABLE}, verbose)
         else:
             cfg = load_config([PACKAGED / "sweep.yaml", *config_paths], _overrides(ctx))
             values = {k: v for k, v in options.items() if v is not None and v != ()}
@@ -163,11 +163,11 @@ def sweep(ctx: click.Context, config_paths: tuple[str, ...], resume_dir: str | N
                 cfg = _smoke(cfg)
                 values |= {"num_samples": 3, "grace_period": 2, "confirm_top": 1, "confirm_seeds": 1,
                            "name": values.get("name") or f"smoke-{time.strftime('%Y%m%d-%H%M%S')}"}
-            outcome = start_sweep(_settings(SweepSettings, values), cfg, verbose)
+            results = start_sweep(_settings(SweepSettings, values), cfg, verbose)
     except SweepInterrupted as stop:
         click.echo(f"interrupted: unfinished runs are marked KILLED in MLflow; continue with:\n  lsdseg sweep --resume {stop.folder}", err=True)
         sys.exit(130)
-    click.echo(leaderboard.render(outcome.results))
+    click.echo(leaderboard.render(results))
 
 
 @main.command()

@@ -42,9 +42,12 @@ def register_best(results: SweepResults, name: str) -> ModelVersion:
         if not client.search_registered_models(filter_string=f"name = '{name}'"):
             client.create_registered_model(name, description="LSD-seg checkpoints (F+C, G, D) chosen by `lsdseg sweep`")
         tags = {"sweep": results.name, "miou": f"{results.best_row['miou']:.4f}", "sweep_folder": str(results.folder)}
+        confirmed = results.best_row.get("confirmed")
+        if confirmed:  # what the winner scored over its seeds, not one lucky run
+            tags |= {"confirmed_mean": f"{confirmed['mean']:.4f}", "confirmed_seeds": str(len(confirmed["scores"]))}
         if best is not None:
             tags |= {"trial_run_id": best.run_id, "optuna_trial_number": str(best.number)}
         return client.create_model_version(name, f"runs:/{run_id}/{ARTIFACT}", run_id=run_id, tags=tags,
-                                           description=f"best trial of sweep {results.name}; retrain with `lsdseg export` + `lsdseg train --config`")
+                                           description=f"winner of sweep {results.name}; retrain with `lsdseg export` + `lsdseg train --config`")
     except MlflowException as err:
         raise SweepError(f"cannot register model {name!r}: {err.message.splitlines()[0]}") from None

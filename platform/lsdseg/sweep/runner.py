@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import shutil
 import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
@@ -30,11 +29,6 @@ from lsdseg.sweep.settings import SweepSettings
 from lsdseg.sweep.spaces import check_space, load_space
 from lsdseg.sweep.tracking import default_tracking_uri, end_unfinished, start_parent
 from lsdseg.sweep.warmstart import inside, load_warm_start, seed_study
-
-
-@dataclass(frozen=True)
-class SweepOutcome:
-    results: SweepResults
 
 
 def _reference(tree: dict[str, Any], mode: str, out_dir: str) -> float:
@@ -57,7 +51,7 @@ def _shared(storage: Optional[str]) -> Optional[str]:
     return storage if storage is None or "://" in storage else str(Path(storage).resolve())
 
 
-def start_sweep(s: SweepSettings, cfg: Config, verbose: bool = False) -> SweepOutcome:
+def start_sweep(s: SweepSettings, cfg: Config, verbose: bool = False) -> SweepResults:
     # Every check comes before the folder, MLflow or Ray: bad input costs nothing and writes nothing.
     if s.address and s.storage is None:
         raise SweepError("a sweep on a cluster needs storage every node reaches for its checkpoints: "
@@ -97,7 +91,7 @@ def start_sweep(s: SweepSettings, cfg: Config, verbose: bool = False) -> SweepOu
 RESUMABLE = ("num_samples", "address")  # what `--resume` may change: the trial budget, and where Ray is
 
 
-def resume_sweep(folder: Path, changes: dict[str, Any], verbose: bool = False) -> SweepOutcome:
+def resume_sweep(folder: Path, changes: dict[str, Any], verbose: bool = False) -> SweepResults:
     layout = SweepLayout(Path(folder).resolve())
     if not layout.state.is_file():
         raise SweepError(f"{layout.folder} is not a sweep folder (no sweep.json): pass the folder `lsdseg sweep` printed")
@@ -124,7 +118,7 @@ def resume_sweep(folder: Path, changes: dict[str, Any], verbose: bool = False) -
         return _drive(layout, state, s, tree, client)
 
 
-def _drive(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict, client: MlflowClient) -> SweepOutcome:
+def _drive(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict, client: MlflowClient) -> SweepResults:
     phases.start_ray(s)
     pending = None
     try:
@@ -145,7 +139,7 @@ def _drive(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict, clien
         if pending is not None:
             state["references"]["source_only"] = ray.get(pending)
             pending = None
-        return SweepOutcome(finish(layout, state, s, tree, client, grids))
+        return finish(layout, state, s, tree, client, grids)
     except (KeyboardInterrupt, phases.Interrupted):
         if pending is not None:
             ray.cancel(pending, force=True)  # it resumes from its own checkpoint; nobody waits for it now
