@@ -23,7 +23,11 @@ def _cache(cfg: DataConfig) -> Optional[Path]:
 
 
 def prepare(cfg: DataConfig, show_progress: bool) -> None:
-    """Generate the built-in benchmark now if a domain uses it (once per cache), with a progress bar."""
+    """Check every real dataset's folder, then generate the built-in benchmark now if a domain uses it (once
+    per cache), with a progress bar. Checks first: a wrong path must not cost a benchmark generation."""
+    for role, domain in (("source", cfg.source), ("target", cfg.target), ("target_val", cfg.target_val)):
+        if domain.name != "synthetic":
+            MODULES[domain.name].samples(dataset_root(domain, cfg, role), split_of(domain, role))
     if "synthetic" not in {cfg.source.name, cfg.target.name, cfg.target_val.name}:
         return
     if synthetic.benchmark_dir(_cache(cfg), cfg.synthetic_seed, cfg.synthetic_size).is_dir():
