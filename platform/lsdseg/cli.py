@@ -233,8 +233,9 @@ def config(ctx: click.Context, config_paths: tuple[str, ...]) -> None:
 @click.option("--examples", type=click.IntRange(1, 32), default=4, show_default=True, help="Target images in the example grid.")
 @one_line_errors
 def report(sweep_ref: str, out_dir: str | None, examples: int) -> None:
-    """Write a sweep's HTML report (leaderboard, history, fANOVA importance, parallel coordinates, per-class
-    IoU, target examples) and log it to the sweep's parent MLflow run. SWEEP: a sweep folder or name."""
+    """Write a sweep's HTML report (leaderboard, confirmation on fresh seeds, history, fANOVA importance,
+    parallel coordinates, per-class IoU, target examples) and log it to the sweep's parent MLflow run.
+    SWEEP: a sweep folder or name."""
     from lsdseg.sweep.report.build import write_report
 
     html = write_report(sweep_ref, Path(out_dir) if out_dir else None, examples)
