@@ -64,8 +64,9 @@ def render(results: SweepResults, top: int = 10) -> str:
         lines.append(f"early stopping: {results.state['stopping_replay']}")
     refs = results.references
     if refs:
-        lines.append("references: " + ", ".join(f"{k.replace('_', ' ')} {_pc(v)}" for k, v in refs.items()) + "  (seed "
-                     f"{results.seeds[0] if results.seeds else '-'}; default weights = trial {results.state.get('defaults_number')})")
+        kinds = {"source_only": "final mIoU", "default_weights": f"score, trial {results.state.get('defaults_number')}"}
+        lines.append("references: " + ", ".join(f"{k.replace('_', ' ')} {_pc(v)} ({kinds.get(k, '')})" for k, v in refs.items())
+                     + " on the search's training seed")
     checkpoint = results.best_checkpoint()
     if checkpoint is not None:
         lines.append(f"best checkpoint: {checkpoint}   (config: {results.layout.best_config})")

@@ -46,7 +46,7 @@ class SweepResults:
 
     @cached_property
     def references(self) -> dict[str, float]:
-        """Final mIoU of the reference runs (source_only; default_weights: the defaults' search trial)."""
+        """The references: source_only (its final mIoU) and default_weights (the score of the defaults' search trial)."""
         return dict(self.state.get("references", {}))
 
     @cached_property
