@@ -45,15 +45,6 @@ def retrain(params: dict, seeds: list[int], out: Path, smoothing: int, workers: 
         return list(pool.map(score_run, jobs))
 
 
-def paired(a: list[float], b: list[float]) -> dict:
-    from scipy import stats
-
-    diffs = [x - y for x, y in zip(a, b)]
-    mean = statistics.fmean(diffs)
-    half = float(stats.t.ppf(0.975, len(diffs) - 1)) * statistics.stdev(diffs) / len(diffs) ** 0.5
-    return {"mean": mean, "low": mean - half, "high": mean + half, "n": len(diffs)}
-
-
 def sweep(method: str, seed: int, root: Path, concurrency: int) -> dict:
     from lsdseg.config_io import PACKAGED, load_config
     from lsdseg.sweep.runner import start_sweep
@@ -84,6 +75,7 @@ def main() -> None:
     parser.add_argument("--out", default="bench/results/search_quality")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    from lsdseg.sweep.confirm import paired
     from lsdseg.sweep.settings import SweepSettings
 
     smoothing = SweepSettings.__pydantic_fields__["smoothing"].default
@@ -98,7 +90,8 @@ def main() -> None:
             run = sweep(method, seed, root, args.concurrency)
             fresh = base if run["winner_is_default"] else [r["score"] for r in retrain(
                 run["winner_params"], args.fresh_seeds, root / f"fresh-{stamp}" / f"{method}-s{seed}", smoothing, args.concurrency)]
-            run |= {"fresh_scores": fresh, "fresh_mean": statistics.fmean(fresh), "versus_defaults": paired(fresh, base)}
+            versus = paired(dict(zip(args.fresh_seeds, fresh)), dict(zip(args.fresh_seeds, base)))  # the sweep's own statistics
+            run |= {"fresh_scores": fresh, "fresh_mean": statistics.fmean(fresh), "versus_defaults": vars(versus)}
             runs.append(run)
             report = {"benchmark": "search_quality", "fresh_seeds": args.fresh_seeds, "smoothing": smoothing,
                       "defaults_fresh": defaults, "defaults_fresh_mean": statistics.fmean(base), "runs": runs}

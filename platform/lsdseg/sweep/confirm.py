@@ -90,8 +90,7 @@ def seeds_for(base_seed: int, fresh: int) -> list[int]:
 
 def candidates(search: list[TrialRecord], defaults: Optional[dict[str, Any]], top: int) -> list[Candidate]:
     """The default weights (rank 0) and the `top` best completed search configurations (ranks 1..top)."""
-    is_default = (lambda t: t.params == defaults) if defaults is not None else (lambda t: False)
-    default_trial = next((t for t in search if is_default(t)), None)
+    default_trial = next((t for t in search if defaults is not None and t.params == defaults), None)
     chosen = [Candidate(DEFAULTS_RANK, default_trial.number if default_trial else None, dict(defaults))] if defaults is not None else []
     seen: list[dict[str, Any]] = [defaults] if defaults is not None else []
     for t in ranked([t for t in search if t.status == "completed" and t.phase == "search"]):
@@ -120,7 +119,7 @@ def paired(a: dict[int, float], b: dict[int, float]) -> Optional[Paired]:
 
 
 def summarise(chosen: list[Candidate], trials: list[TrialRecord], seeds: list[int]) -> list[Confirmed]:
-    """Each candidate's score on every seed (from its search trial or its confirmation runs), best first."""
+    """Each candidate's score on every seed (from its search trial or its confirmation runs), in `chosen`'s order."""
     by_rank = {c.rank: c for c in chosen}
     scores: dict[int, dict[int, float]] = {c.rank: {} for c in chosen}
     for t in trials:
@@ -135,8 +134,7 @@ def summarise(chosen: list[Candidate], trials: list[TrialRecord], seeds: list[in
         for s in seeds:
             scores[rank].setdefault(s, math.nan)
     base = scores.get(DEFAULTS_RANK)
-    out = [Confirmed(c, scores[c.rank], paired(scores[c.rank], base) if base and c.rank != DEFAULTS_RANK else None) for c in chosen]
-    return out
+    return [Confirmed(c, scores[c.rank], paired(scores[c.rank], base) if base and c.rank != DEFAULTS_RANK else None) for c in chosen]
 
 
 def winner(confirmed: list[Confirmed], select: Select) -> Optional[Confirmed]:
