@@ -25,22 +25,23 @@ from multiprocessing import get_context
 from pathlib import Path
 
 METHODS = {"asha": ("tpe", "asha"), "hyperband": ("tpe", "hyperband"), "asha_patient": ("tpe", "asha_patient"),
-           "tpe_none": ("tpe", "none"), "random": ("random", "none")}
+           "tpe_none": ("tpe", "none"), "pbt": ("random", "pbt"), "random": ("random", "none")}
 
 
 def score_run(job: dict) -> dict:
-    """One plain run_training of a configuration on one seed; its score as a sweep computes it."""
-    from lsdseg.config_io import PACKAGED, load_config, with_values, to_dict
-    from lsdseg.train import run_training
+    """One run of a configuration (or a PBT schedule) on one seed, from scratch; its score as a sweep computes it."""
+    from lsdseg.config_io import PACKAGED, load_config, to_dict
+    from lsdseg.sweep.schedule import run_schedule
 
-    cfg = load_config([PACKAGED / "sweep.yaml"])
-    cfg = with_values(to_dict(cfg), {**job["params"], "train.seed": job["seed"], "train.threads": 1, "train.out_dir": job["out"]})
-    history = [h.miou for h in run_training(cfg).history]
+    seed = {"train.seed": job["seed"]}
+    schedule = [(0, {**job["params"], **seed}), *((step, {**values, **seed}) for step, values in job["changes"])]
+    result = run_schedule(to_dict(load_config([PACKAGED / "sweep.yaml"])), schedule, {"train.threads": 1, "train.out_dir": job["out"]}, lambda ev: None)
+    history = [h.miou for h in result.history]
     return {"seed": job["seed"], "history": history, "score": statistics.fmean(history[-job["smoothing"]:])}
 
 
-def retrain(params: dict, seeds: list[int], out: Path, smoothing: int, workers: int) -> list[dict]:
-    jobs = [{"params": params, "seed": s, "out": str(out / f"seed{s}"), "smoothing": smoothing} for s in seeds]
+def retrain(params: dict, changes: list, seeds: list[int], out: Path, smoothing: int, workers: int) -> list[dict]:
+    jobs = [{"params": params, "changes": changes, "seed": s, "out": str(out / f"seed{s}"), "smoothing": smoothing} for s in seeds]
     with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
         return list(pool.map(score_run, jobs))
 
@@ -51,8 +52,12 @@ def sweep(method: str, seed: int, root: Path, concurrency: int) -> dict:
     from lsdseg.sweep.settings import SweepSettings
 
     searcher, scheduler = METHODS[method]
+    population = {}
+    if scheduler == "pbt":  # the whole population at once, sharing the cores the other methods use 2 at a time
+        n = SweepSettings.__pydantic_fields__["num_samples"].default
+        population = {"max_concurrent": n, "cpus_per_trial": concurrency / n}
     settings = SweepSettings(name=f"{method}-s{seed}-{time.strftime('%H%M%S')}", searcher=searcher, scheduler=scheduler,
-                             sampler_seed=seed, max_concurrent=concurrency, references=False,
+                             sampler_seed=seed, max_concurrent=concurrency, references=False, **population,
                              root=str(root / "sweeps"), tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     start = time.perf_counter()
     results = start_sweep(settings, load_config([PACKAGED / "sweep.yaml"]))
@@ -60,6 +65,7 @@ def sweep(method: str, seed: int, root: Path, concurrency: int) -> dict:
     return {"method": method, "sampler_seed": seed, "wall_seconds": round(time.perf_counter() - start, 1),
             "trial_iterations": sum(t.steps for t in results.trials), "folder": str(results.folder),
             "winner": win.candidate.label if win else None, "winner_params": win.candidate.params if win else None,
+            "winner_changes": list(win.candidate.changes) if win else [],
             "winner_is_default": bool(win) and win.candidate.rank == 0,
             "confirmed_mean": win.mean if win else None, "confirmed_scores": win.scores if win else None,
             "stopping_replay": results.state.get("stopping_replay"),
@@ -82,14 +88,14 @@ def main() -> None:
     root = Path(args.out).resolve()
     root.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    defaults = retrain({}, args.fresh_seeds, root / f"fresh-{stamp}" / "defaults", smoothing, args.concurrency)
+    defaults = retrain({}, [], args.fresh_seeds, root / f"fresh-{stamp}" / "defaults", smoothing, args.concurrency)
     base = [r["score"] for r in defaults]
     runs = []
     for method in args.methods:
         for seed in args.seeds:
             run = sweep(method, seed, root, args.concurrency)
             fresh = base if run["winner_is_default"] else [r["score"] for r in retrain(
-                run["winner_params"], args.fresh_seeds, root / f"fresh-{stamp}" / f"{method}-s{seed}", smoothing, args.concurrency)]
+                run["winner_params"], run["winner_changes"], args.fresh_seeds, root / f"fresh-{stamp}" / f"{method}-s{seed}", smoothing, args.concurrency)]
             versus = paired(dict(zip(args.fresh_seeds, fresh)), dict(zip(args.fresh_seeds, base)))  # the sweep's own statistics
             run |= {"fresh_scores": fresh, "fresh_mean": statistics.fmean(fresh), "versus_defaults": vars(versus)}
             runs.append(run)

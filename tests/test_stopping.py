@@ -67,7 +67,7 @@ def test_mode_min_ranks_lower_values_first():
 
 
 def test_unknown_strategy_is_refused():
-    with pytest.raises(ValueError, match="pick one of asha, hyperband, asha_patient, none"):
+    with pytest.raises(ValueError, match="pick one of asha, hyperband, asha_patient, pbt, none"):
         replay("median", SLOW_WINNER, **RULE)
 
 

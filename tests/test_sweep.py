@@ -30,7 +30,7 @@ def _confirmed_means(tracking_uri: str, folder) -> dict[int, float]:
         for run in runs:
             tags = run.data.tags
             same = tags["phase"] == "confirm" and int(tags["confirm_rank"]) == c["rank"] or (
-                tags["phase"] == "search" and c["number"] is not None and tags["optuna_trial_number"] == str(c["number"])
+                tags["phase"] == "search" and c["from_search"] and c["number"] is not None and tags["optuna_trial_number"] == str(c["number"])
                 and tags["status"] == "completed")
             if same:
                 scores[c["rank"]][int(tags["seed"])] = run.data.metrics["score"]
@@ -61,6 +61,36 @@ def test_smoke_sweep_confirms_the_best_on_fresh_seeds(tmp_path, cache_dir):
         assert noise not in run.stdout + run.stderr and noise in (folder / "sweep.log").read_text()
     assert "confirmation: each configuration on seeds [0, 1]" in run.stdout and "trial-0: iteration 2/6" in run.stdout
     assert "references: source only" in run.stdout and "mlflow ui --backend-store-uri sqlite:///" in run.stdout
+
+
+@pytest.mark.slow
+def test_population_based_training_replays_its_schedules_on_every_seed(tmp_path, cache_dir):
+    """PBT: a population of 4 running at once; trials copy stronger ones' checkpoints with perturbed values
+    (MLflow draws each trial's values per evaluation); the confirmation replays each chosen schedule from
+    scratch on every seed, the search's own included, since no search trial is a plain run of it."""
+    run = lsdseg("sweep", "--name", "p1", "--scheduler", "pbt", "--num-samples", "4", "--concurrency", "4",
+                 "--cpus-per-trial", "0.5", "--pbt-interval", "2", "--confirm-top", "2", "--confirm-seeds", "1",
+                 "--no-references", *tiny(cache_dir, iterations=8), cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    uri, folder = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "sweeps" / "p1"
+    state = json.loads((folder / "sweep.json").read_text())
+    candidates = state["confirm"]["candidates"]
+    assert not any(c["from_search"] for c in candidates)
+    outcomes = check_invariants(uri, folder, 4, 8, 2, confirm_runs=len(candidates) * 2)  # all of them, on both seeds
+    assert len(outcomes["completed"]) == 4  # PBT stops no trial
+    client = MlflowClient(uri)
+    schedules = [[v.value for v in client.get_metric_history(r.run_id, "config/optim.f_lr")] for r in
+                 [*(c.info for c in outcomes["completed"])]]
+    assert all(len(s) == 4 for s in schedules)  # the values in force at each of the 4 evaluations
+    assert any(len(set(s)) > 1 for s in schedules)  # some trial took another's weights with new values
+    exploited = [c for c in candidates if c["changes"]]
+    replays = children_of(client, state["parent_run_id"], state["experiment_id"])
+    for c in exploited:  # its confirmation runs carry its schedule and resumed at each change
+        runs = [r for r in replays if r.data.tags.get("confirm_rank") == str(c["rank"])]
+        assert runs and all(json.loads(r.data.tags["schedule_changes"]) == c["changes"] for r in runs)
+    means = _confirmed_means(uri, folder)
+    assert json.loads((folder / "best.json").read_text())["confirmed"]["rank"] == max(means, key=means.get)
+    assert "scheduler pbt needs its whole population" in lsdseg("sweep", "--scheduler", "pbt", cwd=tmp_path).stderr
 
 
 def _kill_tree(processes) -> None:

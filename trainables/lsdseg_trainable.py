@@ -1,8 +1,9 @@
-"""The Ray Tune trainables: one `run_training` call each, and nothing more.
+"""The Ray Tune trainables: one training run each (`lsdseg.sweep.schedule.run_schedule`), and nothing more.
 
 `lsdseg_trainable` runs a search trial: sampled values (config field paths) on top of the sweep's base
-config. `confirm_trainable` runs a confirmation run: a chosen configuration on another training seed.
-Each evaluation is reported with its checkpoint and a smoothed score; a restarted trial continues from
+config. `confirm_trainable` runs a confirmation run: a chosen configuration, or a Population Based
+Training schedule, on another training seed. Each evaluation is reported with its checkpoint and a
+smoothed score; a restarted trial (or one PBT gave another trial's checkpoint) continues from
 `tune.get_checkpoint()`; GPU memory is freed when the trial ends or is stopped.
 """
 from __future__ import annotations
@@ -10,16 +11,17 @@ from __future__ import annotations
 import gc
 import os
 import statistics
+from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Optional, Sequence
 
 import ray
 import torch
-from ray import tune
-
 from lsdseg import checkpoint as ckpt
-from lsdseg.config_io import with_values
-from lsdseg.train import EvalReport, run_training
+from lsdseg.sweep import population
+from lsdseg.sweep.schedule import run_schedule
+from lsdseg.train import EvalReport
+from ray import tune
 
 
 def result_metrics(ev: EvalReport, iterations: int, recent: list[float]) -> dict[str, Any]:
@@ -32,7 +34,9 @@ def result_metrics(ev: EvalReport, iterations: int, recent: list[float]) -> dict
     }
 
 
-def lsdseg_trainable(sampled: dict[str, Any], base: dict[str, Any], smoothing: int, tracking_uri: Optional[str] = None) -> None:
+def lsdseg_trainable(sampled: dict[str, Any], base: dict[str, Any], smoothing: int, tracking_uri: Optional[str] = None,
+                     changes: Sequence[tuple[int, dict[str, Any]]] = ()) -> None:
+    """`changes`: later (step, values) of a schedule that starts with `sampled`; a search trial has none."""
     if tracking_uri:  # the driver logs every trial; this only keeps any MLflow call in a trial on the same store
         os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     ctx = tune.get_context()
@@ -41,25 +45,23 @@ def lsdseg_trainable(sampled: dict[str, Any], base: dict[str, Any], smoothing: i
     checkpoint = tune.get_checkpoint()
     # a trial restarted without a checkpoint gets a fresh run folder; one resumed continues its own
     out = trial_dir / f"run{len(list(trial_dir.glob('run*')))}" if checkpoint is None else trial_dir / "run-resumed"
-    cfg = with_values(base, {**sampled, "train.out_dir": str(out), "train.threads": cpus})
+    iterations = base["train"]["iterations"]
     last: dict[str, Any] = {"node_id": ray.get_runtime_context().get_node_id()}  # which node ran it, for MLflow
     mious: list[float] = []
 
     def report(ev: EvalReport) -> None:
         mious.append(ev.miou)
-        last.update(result_metrics(ev, cfg.train.iterations, mious[-smoothing:]))
+        last.update(result_metrics(ev, iterations, mious[-smoothing:]))
         tune.report(last, checkpoint=tune.Checkpoint.from_directory(str(Path(ev.checkpoint).parent)))
 
     try:
-        if checkpoint is None:
-            result = run_training(cfg, report=report)
-        else:
-            with checkpoint.as_directory() as folder:
-                resume = Path(folder) / "checkpoint.pt"
+        with checkpoint.as_directory() if checkpoint is not None else nullcontext() as folder:
+            resume = None if folder is None else Path(folder) / "checkpoint.pt"
+            if resume is not None:
                 mious.extend(h["miou"] for h in ckpt.load(resume)["history"])  # the score spans the restart
-                result = run_training(cfg, report=report, resume=resume)
+            result = run_schedule(base, [(0, sampled), *changes], {"train.out_dir": str(out), "train.threads": cpus}, report, resume)
         if result.status == "diverged":  # ends the trial with its reason; the searcher files it as FAIL
-            tune.report({"miou": last.get("miou", 0.0), "score": last.get("score", 0.0), "iterations": cfg.train.iterations,
+            tune.report({"miou": last.get("miou", 0.0), "score": last.get("score", 0.0), "iterations": iterations,
                          **last, "step": result.step, "run_status": "diverged", "message": result.message})
     finally:
         gc.collect()
@@ -68,6 +70,14 @@ def lsdseg_trainable(sampled: dict[str, Any], base: dict[str, Any], smoothing: i
 
 
 def confirm_trainable(config: dict[str, Any], base: dict[str, Any], smoothing: int, tracking_uri: Optional[str] = None) -> None:
-    """A confirmation run: `config["point"]` holds the configuration's values and the training seed."""
+    """A confirmation run: `config["point"]` holds the configuration's values (and any later changes of a
+    PBT schedule) and the training seed."""
     point = config["point"]
-    lsdseg_trainable({**point["params"], "train.seed": point["seed"]}, base, smoothing, tracking_uri)
+    seed = {"train.seed": point["seed"]}
+    changes = [(step, {**values, **seed}) for step, values in point.get("changes", ())]
+    lsdseg_trainable({**point["params"], **seed}, base, smoothing, tracking_uri, changes)
+
+
+def pbt_trainable(config: dict[str, Any], base: dict[str, Any], smoothing: int, tracking_uri: Optional[str] = None) -> None:
+    """A member of a PBT population: its values (which PBT perturbs in place) sit under one key."""
+    lsdseg_trainable(population.values(config), base, smoothing, tracking_uri)

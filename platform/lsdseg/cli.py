@@ -117,9 +117,10 @@ def _choices(field: str) -> list[str]:
 @click.option("--gpus-per-trial", type=float, default=_default("gpus_per_trial"), show_default=True, help="Fractions pack trials on a GPU.")
 @click.option("--searcher", type=click.Choice(_choices("searcher")), default=_default("searcher"), show_default=True)
 @click.option("--scheduler", type=click.Choice(_choices("scheduler")), default=_default("scheduler"), show_default=True,
-              help="Early stopping: asha, hyperband (3 brackets), asha_patient (twice the grace), none.")
+              help="Early stopping: asha, hyperband (3 brackets), asha_patient (twice the grace), none; or pbt (Population Based Training).")
 @click.option("--grace-period", type=int, default=_default("grace_period"), show_default=True, help="Iterations before a trial may be stopped.")
 @click.option("--reduction-factor", type=float, default=_default("reduction_factor"), show_default=True, help="Keep the top 1/N at each rung.")
+@click.option("--pbt-interval", type=int, default=_default("pbt_interval"), show_default=True, help="PBT: iterations between exploit/explore steps.")
 @click.option("--smoothing", type=int, default=_default("smoothing"), show_default=True, help="Score = mean target mIoU of the last N evaluations.")
 @click.option("--confirm-top", type=int, default=_default("confirm_top"), show_default=True, help="Retrain the best K configurations and the defaults on fresh seeds; 0: off.")
 @click.option("--confirm-seeds", type=int, default=_default("confirm_seeds"), show_default=True, help="Fresh training seeds per confirmed configuration.")

@@ -6,13 +6,17 @@ the top-K configurations and the default weights are retrained on N fresh traini
 configuration on the same seeds, and the winner is declared from those seeds: by the mean, or, with
 `select="lower"`, by mean minus standard deviation, which penalises a configuration that collapses on
 some seeds. Each is compared to the default weights seed by seed (paired), with a 95 % t interval.
+
+Under Population Based Training a search trial is not a run of one configuration (it took other trials'
+weights on the way), so a candidate is the trial's schedule (its first values and their `changes`),
+replayed from scratch on every seed, the search's own included.
 """
 from __future__ import annotations
 
 import math
 import statistics
 from dataclasses import dataclass
-from typing import Any, Literal, Optional
+from typing import Any, Literal, Optional, Sequence
 
 from scipy import stats
 
@@ -29,6 +33,8 @@ class Candidate:
     rank: int
     number: Optional[int]  # its search trial's Optuna number (None: the defaults were not a search trial)
     params: dict[str, Any]
+    changes: Sequence[tuple[int, dict[str, Any]]] = ()  # a PBT schedule's later (step, values)
+    from_search: bool = True  # whether its search trial is a plain run of it, one seed already answered
 
     @property
     def label(self) -> str:
@@ -43,6 +49,7 @@ class ConfirmRun:
     number: Optional[int]
     seed: int
     params: dict[str, Any]
+    changes: Sequence[tuple[int, dict[str, Any]]] = ()
 
 
 @dataclass(frozen=True)
@@ -88,24 +95,31 @@ def seeds_for(base_seed: int, fresh: int) -> list[int]:
     return [base_seed + i for i in range(fresh + 1)]
 
 
-def candidates(search: list[TrialRecord], defaults: Optional[dict[str, Any]], top: int) -> list[Candidate]:
-    """The default weights (rank 0) and the `top` best completed search configurations (ranks 1..top)."""
-    default_trial = next((t for t in search if defaults is not None and t.params == defaults), None)
-    chosen = [Candidate(DEFAULTS_RANK, default_trial.number if default_trial else None, dict(defaults))] if defaults is not None else []
-    seen: list[dict[str, Any]] = [defaults] if defaults is not None else []
+def candidates(search: list[TrialRecord], defaults: Optional[dict[str, Any]], top: int,
+               schedules: Optional[dict[int, list]] = None) -> list[Candidate]:
+    """The default weights (rank 0) and the `top` best completed search configurations (ranks 1..top).
+    With `schedules` (PBT: Optuna number -> the trial's [(step, values), ...]) each is that schedule, and no
+    search trial stands for any candidate's run."""
+    plain = schedules is None
+    default_trial = next((t for t in search if plain and defaults is not None and t.params == defaults), None)
+    chosen = [Candidate(DEFAULTS_RANK, default_trial.number if default_trial else None, dict(defaults), from_search=plain)] \
+        if defaults is not None else []
+    seen: list = [(defaults, [])] if defaults is not None else []
     for t in ranked([t for t in search if t.status == "completed" and t.phase == "search"]):
         if len(chosen) - (defaults is not None) >= top:
             break
-        if t.params not in seen:  # a configuration TPE proposed twice is confirmed once
-            seen.append(t.params)
-            chosen.append(Candidate(len(chosen) + (defaults is None), t.number, dict(t.params)))
+        (_, params), *changes = [(0, t.params)] if plain else schedules[t.number]
+        if (params, changes) not in seen:  # a configuration TPE proposed twice is confirmed once
+            seen.append((params, changes))
+            chosen.append(Candidate(len(chosen) + (defaults is None), t.number, dict(params), changes, plain))
     return chosen
 
 
 def runs_needed(chosen: list[Candidate], search: list[TrialRecord], seeds: list[int]) -> list[ConfirmRun]:
     """Every (candidate, seed) not already answered by a completed search trial of that configuration."""
     done = {(t.number, t.seed) for t in search if t.phase == "search" and t.status == "completed"}
-    return [ConfirmRun(c.rank, c.number, s, c.params) for c in chosen for s in seeds if (c.number, s) not in done]
+    return [ConfirmRun(c.rank, c.number, s, c.params, c.changes) for c in chosen for s in seeds
+            if not (c.from_search and (c.number, s) in done)]
 
 
 def paired(a: dict[int, float], b: dict[int, float]) -> Optional[Paired]:
@@ -128,7 +142,7 @@ def summarise(chosen: list[Candidate], trials: list[TrialRecord], seeds: list[in
             scores[t.confirm_rank][t.seed] = value
         elif t.phase == "search":
             for c in chosen:
-                if c.number is not None and c.number == t.number and t.seed in seeds:
+                if c.from_search and c.number is not None and c.number == t.number and t.seed in seeds:
                     scores[c.rank].setdefault(t.seed, value)
     for rank in scores:
         for s in seeds:

@@ -35,7 +35,7 @@ def _run_of(win: Confirmed, trials: list[TrialRecord]) -> Optional[TrialRecord]:
     """The winner's run whose checkpoint is shipped: its search trial, else its first completed seed."""
     rank = win.candidate.rank
     mine = [t for t in trials if t.status == "completed" and (
-        (t.phase == "search" and t.number is not None and t.number == win.candidate.number) or
+        (t.phase == "search" and win.candidate.from_search and t.number is not None and t.number == win.candidate.number) or
         (t.phase == "confirm" and t.confirm_rank == rank))]
     return min(mine, key=lambda t: (t.phase != "search", t.seed), default=None)
 
@@ -66,7 +66,8 @@ def finish(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict, clien
            grids: list[tune.ResultGrid]) -> SweepResults:
     write_state(layout, state)
     results = SweepResults(layout)
-    defaults = next((t for t in results.search if t.params == state["defaults"]), None)
+    # under PBT the defaults' search trial may have taken another trial's weights: no reference then
+    defaults = next((t for t in results.search if t.params == state["defaults"] and s.scheduler != "pbt"), None)
     state["defaults_number"] = defaults.number if defaults else None
     if defaults is not None and defaults.status == "completed":
         state["references"]["default_weights"] = defaults.score
@@ -77,7 +78,7 @@ def finish(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict, clien
         checkpoints = {r.metrics.get("trial_id"): r.checkpoint for grid in grids for r in grid if r.metrics}
         checkpoint = checkpoints.get(best.ray_trial_id)
         confirmed = None if win is None else {
-            "rank": win.candidate.rank, "label": win.candidate.label, "scores": win.scores, "mean": win.mean, "std": win.std,
+            "rank": win.candidate.rank, "changes": win.candidate.changes, "label": win.candidate.label, "scores": win.scores, "mean": win.mean, "std": win.std,
             "worst": win.worst, "versus_defaults": None if win.versus_defaults is None else vars(win.versus_defaults)}
         row = {"ray_trial_id": best.ray_trial_id, "run_id": best.run_id, "number": best.number, "seed": best.seed,
                "phase": best.phase, "params": best.params, "score": best.score, "miou": best.miou,

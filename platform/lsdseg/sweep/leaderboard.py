@@ -58,6 +58,9 @@ def render(results: SweepResults, top: int = 10) -> str:
     if win is not None:
         rule = "best mean" if results.state["settings"]["select"] == "mean" else "best mean minus std"
         lines.append(f"winner: {win.candidate.label} ({rule} over {len(win.scores)} seeds: {_pc(win.mean)})")
+        if win.candidate.changes:
+            steps = ", ".join(str(step) for step, _ in win.candidate.changes)
+            lines.append(f"  a PBT schedule: its values change at iterations {steps} (best.json); best_config.yaml holds its first values")
     elif best is not None:
         lines.append(f"winner: {best.label} (score {_pc(best.score)}, one seed)")
     if results.state.get("stopping_replay"):

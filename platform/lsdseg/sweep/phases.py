@@ -17,16 +17,18 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from lsdseg.config_io import field_paths, with_values
+from lsdseg.sweep import population
 from lsdseg.sweep.confirm import candidates, runs_needed, seeds_for
 from lsdseg.sweep.layout import SweepLayout
 from lsdseg.sweep.progress import SweepProgress
 from lsdseg.sweep.results import SweepResults, read_state
+from lsdseg.sweep.schedule import read_lineage
 from lsdseg.sweep.searcher import BudgetedSearch, HonestOptunaSearch
 from lsdseg.sweep.settings import SweepSettings
-from lsdseg.sweep.spaces import load_space
+from lsdseg.sweep.spaces import continuous, load_space
 from lsdseg.sweep.stopping import make_scheduler
 from lsdseg.sweep.tracking import MLflowTrials
-from trainables.lsdseg_trainable import confirm_trainable, lsdseg_trainable
+from trainables.lsdseg_trainable import confirm_trainable, lsdseg_trainable, pbt_trainable
 
 # Fixed settings logged with every trial, so MLflow's compare view shows what the trials shared.
 KEY_FIXED = ("train.mode", "train.iterations", "train.eval_every", "train.seed", "model.backbone",
@@ -71,18 +73,21 @@ def _trainable(fn, tree: dict, s: SweepSettings, uri: str):
 
 def _run_config(layout: SweepLayout, s: SweepSettings, phase: str, callbacks: list) -> tune.RunConfig:
     storage_path, name = layout.experiment(phase, s.storage, s.name)
+    # PBT hands a trial's latest checkpoint to another trial, which restores it a moment later: keep a few
+    # more, or the donor may have pruned it by then
+    keep = 6 if phase == "search" and s.scheduler == "pbt" else 2
     return tune.RunConfig(storage_path=storage_path, name=name, callbacks=callbacks, verbose=0,
                           failure_config=tune.FailureConfig(max_failures=s.max_failures),
-                          checkpoint_config=tune.CheckpointConfig(num_to_keep=2))
+                          checkpoint_config=tune.CheckpointConfig(num_to_keep=keep))
 
 
-def _callbacks(state: dict, phase: str, searcher, tree: dict, trials: int) -> list:
+def _callbacks(state: dict, phase: str, searcher, tree: dict, trials: int, varying: tuple[str, ...] = ()) -> list:
     values = field_paths(with_values(tree, {}))
     # every searched field too, at the base value a trial keeps when it does not sample it (a conditional
     # one): every run then has the same params, which MLflow's compare plots need (they drop a run missing one)
     logged = {k: values[k] for k in (*KEY_FIXED, *state["searched"])}
     mlflow = MLflowTrials(state["tracking_uri"], state["experiment_id"], state["parent_run_id"], phase, searcher,
-                          logged, tree["train"]["seed"])
+                          logged, tree["train"]["seed"], varying)
     return [mlflow, SweepProgress(phase, trials, tree["train"]["iterations"], mlflow.run_name)]
 
 
@@ -110,28 +115,46 @@ def _searcher(s: SweepSettings, layout: SweepLayout, first: list[dict]) -> Hones
                               storage=optuna.storages.RDBStorage(layout.optuna_storage), points_to_evaluate=[p for p in first if p] or None)
 
 
+def _search_fn(s: SweepSettings):
+    return pbt_trainable if s.scheduler == "pbt" else lsdseg_trainable
+
+
 def search(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict) -> tune.ResultGrid:
-    trainable = _trainable(lsdseg_trainable, tree, s, state["tracking_uri"])
+    trainable = _trainable(_search_fn(s), tree, s, state["tracking_uri"])
     if can_restore(layout, s, "search"):
         tuner = tune.Tuner.restore(_path(layout, s, "search"), trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
-        searcher = _searcher(s, layout, state["first_points"])
         iterations = tree["train"]["iterations"]
-        scheduler = make_scheduler(s.scheduler, metric="score", mode="max", max_t=iterations,
-                                   grace_period=s.grace_period, reduction_factor=s.reduction_factor)
-        budget = functools.partial(_budget, str(layout.folder))
+        mutations = continuous(load_space(s.space), s.space) if s.scheduler == "pbt" else {}
+        scheduler = make_scheduler(s.scheduler, metric="score", mode="max", max_t=iterations, grace_period=s.grace_period,
+                                   reduction_factor=s.reduction_factor, pbt_interval=s.pbt_interval, mutations=mutations)
+        if s.scheduler == "pbt":  # Tune's PBT takes no searcher: a population drawn up front, one trial each
+            searcher = None
+            members = population.draw(load_space(s.space), s.space, layout.optuna_storage, s.name, s.sampler_seed,
+                                      s.num_samples, [p for p in state["first_points"] if p])
+            space, samples = {population.MEMBER: tune.grid_search(members)}, 1
+            tune_config = dict(max_concurrent_trials=s.max_concurrent)
+        else:
+            searcher = _searcher(s, layout, state["first_points"])
+            space, samples = None, s.num_samples
+            tune_config = dict(search_alg=BudgetedSearch(searcher, s.max_concurrent, functools.partial(_budget, str(layout.folder))))
+        callbacks = _callbacks(state, "search", searcher, tree, s.num_samples, tuple(mutations))
         tuner = tune.Tuner(
-            trainable,
-            tune_config=tune.TuneConfig(search_alg=BudgetedSearch(searcher, s.max_concurrent, budget), scheduler=scheduler,
-                                        num_samples=s.num_samples, time_budget_s=s.time_budget_s, reuse_actors=True),
-            run_config=_run_config(layout, s, "search", _callbacks(state, "search", searcher, tree, s.num_samples)),
+            trainable, param_space=space,
+            tune_config=tune.TuneConfig(scheduler=scheduler, num_samples=samples, time_budget_s=s.time_budget_s, reuse_actors=True, **tune_config),
+            run_config=_run_config(layout, s, "search", callbacks),
         )
-    return _check(tuner.fit(), s.num_samples if s.time_budget_s is None else None)
+    grid = _check(tuner.fit(), s.num_samples if s.time_budget_s is None else None)
+    if s.scheduler == "pbt":  # each member by the number its run was given when it started
+        numbers = {t.ray_trial_id: t.number for t in SweepResults(layout).search}
+        population.tell(layout.optuna_storage, s.name,
+                        [(numbers.get((r.metrics or {}).get("trial_id")), r.metrics, r.error is not None) for r in grid])
+    return grid
 
 
 def search_results(layout: SweepLayout, s: SweepSettings, tree: dict) -> tune.ResultGrid:
     """The finished search's results (checkpoints), without running anything."""
-    return tune.Tuner.restore(_path(layout, s, "search"), trainable=_trainable(lsdseg_trainable, tree, s, "")).get_results()
+    return tune.Tuner.restore(_path(layout, s, "search"), trainable=_trainable(_search_fn(s), tree, s, "")).get_results()
 
 
 def plan_confirmation(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict) -> dict | None:
@@ -140,9 +163,22 @@ def plan_confirmation(layout: SweepLayout, state: dict, s: SweepSettings, tree: 
         return None
     search_trials = SweepResults(layout).search
     seeds = seeds_for(tree["train"]["seed"], s.confirm_seeds)
-    chosen = candidates(search_trials, state["defaults"] or None, s.confirm_top)
+    schedules = _schedules(layout, s, tree, search_trials) if s.scheduler == "pbt" else None
+    chosen = candidates(search_trials, state["defaults"] or None, s.confirm_top, schedules)
     runs = runs_needed(chosen, search_trials, seeds)
     return {"seeds": seeds, "candidates": [dataclasses.asdict(c) for c in chosen], "runs": [dataclasses.asdict(r) for r in runs]}
+
+
+def _schedules(layout: SweepLayout, s: SweepSettings, tree: dict, trials: list) -> dict[int, list]:
+    """Each completed PBT trial's schedule, from the lineage beside its last checkpoint."""
+    numbers = {t.ray_trial_id: t.number for t in trials if t.status == "completed"}
+    found = {}
+    for result in search_results(layout, s, tree):
+        number = numbers.get((result.metrics or {}).get("trial_id"))
+        if number is not None and result.checkpoint is not None:
+            with result.checkpoint.as_directory() as folder:
+                found[number] = read_lineage(folder)
+    return found
 
 
 def confirm(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict) -> tune.ResultGrid:

@@ -62,7 +62,7 @@ class SweepResults:
     def candidates(self) -> list[Candidate]:
         """The configurations chosen for confirmation (empty before the search ended, or with --confirm-top 0)."""
         plan = self.state.get("confirm") or {}
-        return [Candidate(c["rank"], c["number"], c["params"]) for c in plan.get("candidates", [])]
+        return [Candidate(**c) for c in plan.get("candidates", [])]
 
     @property
     def seeds(self) -> list[int]:

@@ -51,8 +51,16 @@ def _shared(storage: Optional[str]) -> Optional[str]:
     return storage if storage is None or "://" in storage else str(Path(storage).resolve())
 
 
+def _check_population(s: SweepSettings) -> None:
+    """PBT compares the trials running at the same time: a population that runs two at a time is two."""
+    if s.scheduler == "pbt" and s.max_concurrent < s.num_samples:
+        raise SweepError(f"--scheduler pbt needs its whole population running at once: pass --concurrency {s.num_samples} "
+                         f"(as --num-samples), and on few cores a smaller --cpus-per-trial, e.g. {2 / s.num_samples:g} on 2 cores")
+
+
 def start_sweep(s: SweepSettings, cfg: Config, verbose: bool = False) -> SweepResults:
     # Every check comes before the folder, MLflow or Ray: bad input costs nothing and writes nothing.
+    _check_population(s)
     if s.address and s.storage is None:
         raise SweepError("a sweep on a cluster needs storage every node reaches for its checkpoints: "
                          "pass --storage s3://bucket/prefix or a folder mounted on every node (or set LSDSEG_STORAGE)")
@@ -104,8 +112,9 @@ def resume_sweep(folder: Path, changes: dict[str, Any], verbose: bool = False) -
                          f"then search further with a new sweep and --warm-start {layout.folder}")
     if changes.get("num_samples", planned) < planned:
         raise SweepError(f"--num-samples {changes['num_samples']} is below the {planned} trials this sweep already planned: pass more, or drop it")
+    s = SweepSettings(**(state["settings"] | changes))
+    _check_population(s)
     state["settings"] |= changes
-    s = SweepSettings(**state["settings"])
     if not phases.can_restore(layout, s, "search"):
         raise SweepError(f"{layout.folder} holds no Ray Tune state to resume (it stopped before the first trial): start a new sweep")
     tree = to_dict(load_config(layout.config))

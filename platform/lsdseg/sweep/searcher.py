@@ -30,7 +30,7 @@ def trial_outcome(result: Optional[dict], error: bool) -> str:
     return "completed" if result["step"] >= result["iterations"] else "pruned"
 
 
-_STATES = {"completed": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "diverged": TrialState.FAIL, "errored": TrialState.FAIL}
+STATES = {"completed": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "diverged": TrialState.FAIL, "errored": TrialState.FAIL}
 
 
 class HonestOptunaSearch(OptunaSearch):
@@ -44,7 +44,7 @@ class HonestOptunaSearch(OptunaSearch):
             # a trial stopped at its first rung still tells TPE how it did.
             self._ot_trials[trial_id].report(result[self.metric], result.get(TRAINING_ITERATION, result["step"]))
         try:
-            self._ot_study.tell(self._ot_trials[trial_id], value, state=_STATES[outcome])
+            self._ot_study.tell(self._ot_trials[trial_id], value, state=STATES[outcome])
         except Exception as exc:  # a finished Optuna trial (e.g. told before a driver crash) stays as it is
             log.warning("Optuna trial of %s not updated: %s", trial_id, exc)
         self._completed_trials.add(trial_id)

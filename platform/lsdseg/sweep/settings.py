@@ -20,13 +20,17 @@ class SweepSettings:
     sampler_seed: int = 0
     searcher: Literal["tpe", "random"] = "tpe"
     # Early stopping (lsdseg.sweep.stopping): asha (one bracket), hyperband (asynchronous HyperBand, three
-    # brackets, the most conservative never stops early), asha_patient (ASHA with twice the grace), none.
-    scheduler: Literal["asha", "hyperband", "asha_patient", "none"] = "asha"
+    # brackets, the most conservative never stops early), asha_patient (ASHA with twice the grace), none;
+    # or pbt: Population Based Training, which stops nothing but lets the weakest copy the strongest.
+    scheduler: Literal["asha", "hyperband", "asha_patient", "pbt", "none"] = "asha"
     # Iterations every trial gets before it may be stopped. 200 of the packaged 300, not 100: ASHA replayed on
     # the full curves of a random search (bench/search_quality.py) would have stopped at 100 the 2nd, 3rd and
     # 4th best trials at 300 and kept two that declined; at 200 it keeps the top 2 and stops the 4th.
     grace_period: int = Field(200, gt=0)
     reduction_factor: float = Field(3.0, gt=1)  # ASHA: keep the top 1/reduction_factor at each rung
+    # PBT: every this many iterations a trial in the bottom quarter of the population takes the weights of
+    # one in the top quarter and perturbs its continuous values (x0.8 or x1.2, or a new draw with p=0.25).
+    pbt_interval: int = Field(100, gt=0)
     # What a trial reports to the searcher and the scheduler: the mean target mIoU of its last `smoothing`
     # evaluations. One evaluation swings by +-5 points on the benchmark; the mean of 3 by much less.
     smoothing: int = Field(3, gt=0)

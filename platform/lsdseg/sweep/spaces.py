@@ -47,7 +47,7 @@ def load_space(name: str) -> Space:
     return space
 
 
-def _sample(space: Space, trial: optuna.Trial, name: str) -> dict[str, Any]:
+def sample(space: Space, trial: optuna.Trial, name: str) -> dict[str, Any]:
     try:
         constants = space(trial) or {}
     except (ValueError, TypeError) as err:  # e.g. Optuna rejecting low > high, or log=True with low <= 0
@@ -65,7 +65,7 @@ def check_space(space: Space, name: str, base: dict[str, Any], draws: int = 64) 
     distributions: dict[str, optuna.distributions.BaseDistribution] = {}
     for _ in range(draws):
         trial = study.ask()
-        values = _sample(space, trial, name)
+        values = sample(space, trial, name)
         for key in values:
             if key not in known:
                 raise SpaceError(f"search space {name!r} names unknown config field {key!r}: use a field path from `lsdseg config`")
@@ -78,6 +78,20 @@ def check_space(space: Space, name: str, base: dict[str, Any], draws: int = 64) 
         _validate(base, values, f"search space {name!r} draws {values}")
         study.tell(trial, 0.0)
     return distributions
+
+
+def continuous(space: Space, name: str, draws: int = 64) -> dict[str, optuna.distributions.FloatDistribution]:
+    """The float parameters that every draw samples: what PBT may perturb (a conditional one is missing
+    from some trials' configs, and a categorical or integer one has no x0.8 / x1.2)."""
+    study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0), direction="maximize")
+    common: dict[str, optuna.distributions.FloatDistribution] | None = None
+    for _ in range(draws):
+        trial = study.ask()
+        sample(space, trial, name)
+        floats = {k: d for k, d in trial.distributions.items() if isinstance(d, optuna.distributions.FloatDistribution) and d.step is None}
+        common = floats if common is None else {k: d for k, d in common.items() if k in floats}
+        study.tell(trial, 0.0)
+    return common or {}
 
 
 def _validate(base: dict[str, Any], values: dict[str, Any], where: str) -> None:

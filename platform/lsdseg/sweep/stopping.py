@@ -13,9 +13,13 @@ from dataclasses import dataclass
 from typing import Hashable, Literal, Mapping, Optional, Sequence, TypeVar, get_args
 
 import numpy as np
-from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, TrialScheduler
+from optuna.distributions import FloatDistribution
+from ray import tune
+from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining, TrialScheduler
 
-Strategy = Literal["asha", "hyperband", "asha_patient", "none"]
+from lsdseg.sweep.population import MEMBER
+
+Strategy = Literal["asha", "hyperband", "asha_patient", "pbt", "none"]
 STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)
 
 K = TypeVar("K", bound=Hashable)
@@ -40,6 +44,7 @@ _RULES: dict[Strategy, _Rule] = {
     "asha": _Rule(brackets=1, grace_factor=1),
     "hyperband": _Rule(brackets=3, grace_factor=1),
     "asha_patient": _Rule(brackets=1, grace_factor=2),
+    "pbt": _Rule(brackets=0, grace_factor=1),  # PBT stops no trial
     "none": _Rule(brackets=0, grace_factor=1),
 }
 
@@ -47,6 +52,7 @@ _NAMES: dict[Strategy, str] = {
     "asha": "ASHA",
     "hyperband": "Asynchronous HyperBand (3 brackets)",
     "asha_patient": "ASHA with a doubled grace period",
+    "pbt": "Population Based Training (it stops no trial)",
     "none": "No early stopping",
 }
 
@@ -62,8 +68,39 @@ def _grace(rule: _Rule, grace_period: int, max_t: int) -> int:
     return min(rule.grace_factor * grace_period, max_t)
 
 
+@dataclass(frozen=True)
+class _InRange:
+    """PBT's explore step multiplies a value by 0.8 or 1.2 without looking at the range: put it back inside,
+    so a perturbed trial never trains with a value the search space (and the config's checks) excludes."""
+
+    ranges: dict[str, tuple[float, float]]
+
+    def __call__(self, config: dict) -> dict:
+        return {**config, MEMBER: {**config[MEMBER], **{k: min(max(config[MEMBER][k], low), high) for k, (low, high) in self.ranges.items()}}}
+
+
+class _PopulationBasedTraining(PopulationBasedTraining):
+    """Ray's PBT, except at a trial's last evaluation: it has finished, and an exploit then would hand it
+    another trial's checkpoint with nothing left to train (its result would be the other trial's)."""
+
+    def on_trial_result(self, tune_controller, trial, result: dict) -> str:
+        if result.get("step", 0) >= result.get("iterations", float("inf")):
+            return TrialScheduler.CONTINUE
+        return super().on_trial_result(tune_controller, trial, result)
+
+
+def _population_based(metric: str, mode: str, interval: int, mutations: Mapping[str, FloatDistribution]) -> PopulationBasedTraining:
+    if not mutations:
+        raise ValueError("pbt perturbs the space's continuous values, and this space has none that every trial samples")
+    domains = {k: tune.loguniform(d.low, d.high) if d.log else tune.uniform(d.low, d.high) for k, d in mutations.items()}
+    return _PopulationBasedTraining(time_attr="step", metric=metric, mode=mode, perturbation_interval=interval,
+                                    hyperparam_mutations={MEMBER: domains}, quantile_fraction=0.25, resample_probability=0.25,
+                                    custom_explore_fn=_InRange({k: (d.low, d.high) for k, d in mutations.items()}))
+
+
 def make_scheduler(strategy: Strategy, *, metric: str, mode: str, max_t: int, grace_period: int,
-                   reduction_factor: float) -> TrialScheduler:
+                   reduction_factor: float, pbt_interval: int = 0,
+                   mutations: Mapping[str, FloatDistribution] | None = None) -> TrialScheduler:
     """The Ray Tune scheduler of `strategy`, on the trials' `step`.
 
     - "asha": asynchronous successive halving (Li et al., "A System for Massively Parallel Hyperparameter
@@ -74,8 +111,13 @@ def make_scheduler(strategy: Strategy, *, metric: str, mode: str, max_t: int, gr
       bracket s starting its rungs at grace x rf^s, each trial drawn into one at random. The later brackets
       stop less and later, the last one often only at max_t, i.e. never early: a hedge against slow starters.
     - "asha_patient": ASHA with a grace period twice as long, for curves that start slowly.
+    - "pbt": Population Based Training (Jaderberg et al. 2017): every `pbt_interval` iterations a trial in
+      the bottom quarter of the running population continues from the checkpoint of one in the top quarter,
+      with `mutations` (the space's continuous values) perturbed. Needs the population running at once.
     - "none": every trial runs to the end.
     """
+    if strategy == "pbt":
+        return _population_based(metric, mode, pbt_interval, mutations or {})
     rule = _rule(strategy)
     if rule.brackets == 0:
         return FIFOScheduler()

@@ -7,6 +7,7 @@ sweep or a retried trial continues its own run: no duplicates, none left RUNNING
 """
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -16,6 +17,7 @@ from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
+from lsdseg.sweep import population
 from lsdseg.sweep.record import Phase
 from lsdseg.sweep.searcher import HonestOptunaSearch, trial_outcome
 
@@ -40,9 +42,12 @@ class MLflowTrials(Callback):
     """Tune callback: one nested MLflow run per trial (params, metric history, outcome, traceback)."""
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, phase: Phase,
-                 searcher: Optional[HonestOptunaSearch], fixed_params: dict[str, Any], seed: int):
+                 searcher: Optional[HonestOptunaSearch], fixed_params: dict[str, Any], seed: int, varying: tuple[str, ...] = ()):
         self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
         self.phase, self.searcher, self.fixed_params, self.seed = phase, searcher, fixed_params, seed
+        # values a trial's config may change mid-run (PBT): MLflow params are write-once, so these also go
+        # in as metrics `config/<field>` at every evaluation, which draws each trial's schedule
+        self.varying = varying
         self._client: Optional[MlflowClient] = None
         self._runs: dict[str, str] = {}
         self._nodes: dict[str, list[str]] = {}
@@ -81,13 +86,16 @@ class MLflowTrials(Callback):
         if self.phase == "confirm":
             point = trial.config["point"]
             tags = {"seed": str(point["seed"]), "confirm_rank": str(point["rank"])}
+            if point.get("changes"):  # a replayed PBT schedule: its later values, as [step, values] pairs
+                tags["schedule_changes"] = json.dumps(point["changes"])
             if point["number"] is not None:
                 tags["optuna_trial_number"] = str(point["number"])
             label = "defaults" if point["number"] is None else f"trial-{point['number']}"
             return f"confirm-{label}-seed-{point['seed']}", tags, {**point["params"], "train.seed": point["seed"]}
-        number = self.searcher.optuna_number(trial.trial_id) if self.searcher else None
+        pbt = population.MEMBER in trial.config
+        number = population.number(trial.config) if pbt else self.searcher.optuna_number(trial.trial_id) if self.searcher else None
         tags = {"seed": str(self.seed)} | ({} if number is None else {"optuna_trial_number": str(number)})
-        return (str(trial) if number is None else f"trial-{number}"), tags, dict(trial.config)
+        return (str(trial) if number is None else f"trial-{number}"), tags, population.values(trial.config) if pbt else dict(trial.config)
 
     def run_name(self, trial) -> str:
         """What the trial is called everywhere: trial-<Optuna number>, or confirm-trial-<n>-seed-<s>."""
@@ -106,6 +114,9 @@ class MLflowTrials(Callback):
         self._logged[trial.trial_id] = step
         metrics = [Metric(k, float(v), now, step) for k, v in result.items()
                    if (k in ("miou", "score") or k.startswith(("iou/", "loss/"))) and isinstance(v, (int, float)) and math.isfinite(v)]
+        if self.varying:
+            values = population.values(trial.config)
+            metrics += [Metric(f"config/{k}", float(values[k]), now, step) for k in self.varying if k in values]
         self.client.log_batch(run_id, metrics=metrics, tags=self._node_tags(trial, result))  # one call per evaluation
 
     def _node_tags(self, trial, result: dict) -> list[RunTag]:
