@@ -20,6 +20,7 @@ from lsdseg.checkpoint import CheckpointError
 from lsdseg.config_io import ConfigError, load_config, to_dict, with_overrides
 from lsdseg.data.base import DataError
 from lsdseg.models import PretrainedError
+from lsdseg.objectives import Objective
 from lsdseg.sweep.errors import SpaceError, SweepError
 from lsdseg.sweep.settings import SweepSettings  # pydantic only: no Ray, Optuna or MLflow at start-up
 from lsdseg.train import ResumeError
@@ -78,26 +79,35 @@ CONFIG_HELP = "YAML file of config sections, or a packaged config's name; repeat
 @main.command(context_settings=EXTRA)
 @click.option("--config", "config_paths", multiple=True, help=CONFIG_HELP)
 @click.option("--resume", type=click.Path(dir_okay=False), help="Continue from this checkpoint.")
+@click.option("--objective", type=click.Choice(typing.get_args(Objective)), default=None,
+              help="What selects the checkpoint: target_miou (needs target labels) or a label-free validator (train.objective).")
 @click.option("--smoke-test", is_flag=True, help="Run a couple of iterations on a tiny benchmark.")
 @click.pass_context
 @one_line_errors
-def train(ctx: click.Context, config_paths: tuple[str, ...], resume: str | None, smoke_test: bool) -> None:
+def train(ctx: click.Context, config_paths: tuple[str, ...], resume: str | None, objective: str | None, smoke_test: bool) -> None:
     """Train one run; with no arguments, LSD-seg on the built-in benchmark with the small backbone."""
     from lsdseg.data import protocol_classes  # heavy imports after argument checks
     from lsdseg.train import run_training
 
-    cfg = load_config(config_paths, _overrides(ctx))
+    cfg = load_config(config_paths, _overrides(ctx) + ([f"--train.objective={objective}"] if objective else []))
     if smoke_test:
         cfg = _smoke(cfg)
     result = run_training(cfg, resume=resume, progress=True)
-    last = result.history[-1] if result.history else None
+    last, chosen = (result.history[-1] if result.history else None), result.selected
     if result.status != "completed":
         click.echo(f"run {result.status}: {result.message}", err=True)
     if last is not None:
-        click.echo(f"target mIoU ({len(protocol_classes(cfg.data))} classes) at iteration {last.step}: "
-                   f"{last.miou * 100:.1f}  (best {result.best_miou * 100:.1f})")
-        click.echo(_iou_table(last.per_class_iou))
+        classes = f"target mIoU ({len(protocol_classes(cfg.data))} classes)"
+        if cfg.data.target_labels:
+            click.echo(f"{classes} at the last evaluation (iteration {last.step}): {last.miou * 100:.1f}")
+            click.echo(_iou_table(last.per_class_iou))
+        click.echo("validators: " + ", ".join(f"{k} {v:.4g}" for k, v in last.validators.items()))
         click.echo(f"checkpoint: {last.checkpoint}")
+    if chosen is not None:
+        selected = f"selected by {cfg.train.objective} ({chosen.objective:.4g}): iteration {chosen.step}"
+        if cfg.data.target_labels:
+            selected += f", {classes} {chosen.miou * 100:.1f}; best seen {result.best_miou * 100:.1f} (an oracle figure: picked on target labels)"
+        click.echo(f"{selected}\nselected checkpoint: {Path(result.out_dir) / 'checkpoints' / 'selected' / 'checkpoint.pt'}")
     click.echo(f"run folder: {result.out_dir}")
     if result.status != "completed":
         sys.exit(3)

@@ -15,6 +15,8 @@ from typing import Literal, Optional
 from pydantic import ConfigDict, Field, model_validator
 from pydantic.dataclasses import dataclass
 
+from lsdseg.objectives import VALIDATORS, Objective
+
 _STRICT = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 Mode = Literal["lsd", "source_only", "target_oracle"]
@@ -42,7 +44,13 @@ class DataConfig:
     eval_width: int = Field(160, gt=0)  # public code: 640 (paper: 1024)
     batch_size: int = Field(8, gt=0)  # per domain; public code: 1 source + 1 target
     num_workers: int = Field(0, ge=0)  # loader processes; 0 = in the training process
-    val_limit: Optional[int] = Field(None, gt=0)  # evaluate on the first N validation images only
+    val_limit: Optional[int] = Field(None, gt=0)  # evaluate on the first N target validation images only
+    # source validation images the label-free validators use (source_miou, dev): a few suffice, and each
+    # evaluation runs F over them too
+    source_val_limit: int = Field(100, gt=0)
+    # False: the target validation split is used without its labels, as on real data (no target mIoU; only
+    # the label-free objectives of lsdseg.validators can select)
+    target_labels: bool = True
     cache_dir: Optional[str] = None  # built-in benchmark cache; default ~/.cache/lsdseg
     synthetic_seed: int = 0  # the built-in benchmark is a pure function of this seed
     synthetic_size: int = Field(600, gt=0)  # images per built-in split
@@ -103,6 +111,9 @@ class TrainConfig:
     threads: Optional[int] = Field(None, gt=0)  # torch intra-op threads; None = torch's default
     out_dir: Optional[str] = None  # resolved config, metrics and checkpoints; None = runs/<mode>-<time>
     keep_checkpoints: int = Field(1, ge=1)  # newest N evaluation checkpoints kept on disk
+    # What selects the checkpoint (checkpoints/selected) and, in a sweep, steers the search: target mIoU
+    # (needs target labels: on real data that is selecting on the test set) or a label-free validator
+    objective: Objective = "target_miou"
     explode_at: Optional[int] = Field(None, ge=0)  # testing aid: make the loss NaN at this iteration
     crash_at: Optional[int] = Field(None, ge=0)  # testing aid: raise an error at this iteration (a crashing trial)
 
@@ -119,4 +130,7 @@ class Config:
     def _consistent(self) -> "Config":
         if self.model.pretrained is not None and self.model.backbone != "vgg16":
             raise ValueError("model.pretrained is a VGG-16 state_dict: set model.backbone=vgg16 or drop it")
+        if self.train.objective == "target_miou" and not self.data.target_labels:
+            raise ValueError("train.objective=target_miou needs target labels, and data.target_labels is false: "
+                             f"pick a label-free objective ({', '.join(VALIDATORS)})")
         return self

@@ -1,16 +1,26 @@
-"""Target-domain evaluation: one dataset-level confusion matrix, predictions at label resolution."""
+"""Evaluation at every checkpoint: target mIoU where target labels are used, and the label-free validators.
+
+Target mIoU: one dataset-level confusion matrix, predictions at label resolution. The validators
+(lsdseg.validators) need rows of per-pixel softmax outputs and F's features: a fixed number of pixels is
+sampled from every image, with a fixed seed, so that two checkpoints are judged on the same pixels.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterator, Optional, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lsdseg.data.labels import CLASSES
+from lsdseg import validators
+from lsdseg.data.labels import CLASSES, IGNORE
 from lsdseg.metrics import confusion_matrix, iou
 from lsdseg.models import FCN8s
+
+PIXELS_PER_IMAGE = 32  # rows each validation image gives the validators
+SND_ROWS = 2000  # SND compares every pair of rows: a subsample keeps it at 4 M similarities
+DEV_ROWS = 2000  # per domain, for DEV's domain classifier (its fit is most of the validators' cost)
 
 
 @dataclass(frozen=True)
@@ -20,23 +30,107 @@ class Evaluation:
     confusion: np.ndarray
 
 
-@torch.no_grad()
-def evaluate(f: FCN8s, loader, device: torch.device, autocast, classes: Sequence[int], channels_last: bool = False) -> Evaluation:
+@dataclass(frozen=True)
+class Validation:
+    target: Optional[Evaluation]  # None: the target labels are not used (data.target_labels=false)
+    validators: dict[str, float]  # lsdseg.objectives.VALIDATORS, by name
+
+
+def _scored(f: FCN8s, loader, device: torch.device, autocast, channels_last: bool) -> Iterator[tuple[dict, torch.Tensor, torch.Tensor]]:
+    """(batch, fp32 scores, fp32 fc7 features) of every batch, F in eval mode."""
     was_training = f.training
     f.eval()
-    k = f.score_fr.out_channels
-    conf = np.zeros((k, k), dtype=np.int64)
-    for batch in loader:
-        x = batch["image"].to(device, non_blocking=True)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with autocast():
-            scores = f(x)[0]
-        pred = scores.argmax(1, keepdim=True).float()
-        for p, label in zip(pred, batch["label"]):
-            # nearest upsampling of the argmax to the label's own resolution, as the reference does
-            p = F.interpolate(p[None], size=label.shape[-2:], mode="nearest")[0, 0]
-            conf += confusion_matrix(p.long(), label.to(device), k)
-    f.train(was_training)
+    try:
+        for batch in loader:
+            x = batch["image"].to(device, non_blocking=True)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with autocast():
+                scores, feats = f(x)
+            yield batch, scores.float(), feats.fc7.float()
+    finally:
+        f.train(was_training)
+
+
+def _add_confusion(conf: np.ndarray, scores: torch.Tensor, labels: Sequence[torch.Tensor], device: torch.device) -> None:
+    pred = scores.argmax(1, keepdim=True).float()
+    for p, label in zip(pred, labels):
+        # nearest upsampling of the argmax to the label's own resolution, as the reference does
+        p = F.interpolate(p[None], size=label.shape[-2:], mode="nearest")[0, 0]
+        conf += confusion_matrix(p.long(), label.to(device), conf.shape[0])
+
+
+def _result(conf: np.ndarray, classes: Sequence[int]) -> Evaluation:
     per_class, miou = iou(conf, classes)
     return Evaluation(miou, {CLASSES[c]: float(per_class[c]) for c in classes}, conf)
+
+
+@torch.no_grad()
+def evaluate(f: FCN8s, loader, device: torch.device, autocast, classes: Sequence[int], channels_last: bool = False) -> Evaluation:
+    """Target mIoU over a labelled loader."""
+    k = f.score_fr.out_channels
+    conf = np.zeros((k, k), dtype=np.int64)
+    for batch, scores, _ in _scored(f, loader, device, autocast, channels_last):
+        _add_confusion(conf, scores, batch["label"], device)
+    return _result(conf, classes)
+
+
+class _Rows:
+    """Sampled pixels' softmax outputs, fc7 features and (source) cross-entropy losses."""
+
+    def __init__(self, seed: int):
+        self.generator = torch.Generator().manual_seed(seed)
+        self.probs: list[torch.Tensor] = []
+        self.features: list[torch.Tensor] = []
+        self.losses: list[torch.Tensor] = []
+
+    def add(self, scores: torch.Tensor, fc7: torch.Tensor, labels: Optional[Sequence[torch.Tensor]]) -> None:
+        height, width = scores.shape[-2:]
+        for i in range(scores.shape[0]):
+            if labels is None:
+                candidates = torch.arange(height * width)
+            else:  # the label at the scores' resolution; only pixels of a valid class
+                small = F.interpolate(labels[i][None, None].float(), size=(height, width), mode="nearest")[0, 0].long().flatten()
+                candidates = torch.nonzero((small != IGNORE) & (small < scores.shape[1])).flatten()
+            if len(candidates) == 0:
+                continue
+            chosen = candidates[torch.randperm(len(candidates), generator=self.generator)[:PIXELS_PER_IMAGE]]
+            ys, xs = chosen // width, chosen % width
+            logits = scores[i][:, ys, xs].T.cpu()
+            self.probs.append(torch.softmax(logits, dim=1))
+            cells = fc7[i][:, ys * fc7.shape[-2] // height, xs * fc7.shape[-1] // width].T
+            self.features.append(cells.cpu())
+            if labels is not None:
+                self.losses.append(F.cross_entropy(logits, small[chosen].cpu(), reduction="none"))
+
+    def sample(self, rows: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
+        """At most `rows` of (features, losses), drawn at random."""
+        features = torch.cat(self.features)
+        pick = torch.randperm(len(features), generator=self.generator)[:rows]
+        return features[pick].numpy(), torch.cat(self.losses)[pick].numpy() if self.losses else None
+
+
+@torch.no_grad()
+def validate(f: FCN8s, target_loader, source_loader, device: torch.device, autocast, classes: Sequence[int],
+             target_labels: bool = True, channels_last: bool = False, seed: int = 0) -> Validation:
+    """Target mIoU (with `target_labels`) and every validator, in one pass over each validation split."""
+    k = f.score_fr.out_channels
+    target_conf, source_conf = np.zeros((k, k), dtype=np.int64), np.zeros((k, k), dtype=np.int64)
+    target, source = _Rows(seed), _Rows(seed + 1)
+    for batch, scores, fc7 in _scored(f, target_loader, device, autocast, channels_last):
+        if target_labels:
+            _add_confusion(target_conf, scores, batch["label"], device)
+        target.add(scores, fc7, None)  # the validators never see target labels
+    for batch, scores, fc7 in _scored(f, source_loader, device, autocast, channels_last):
+        _add_confusion(source_conf, scores, batch["label"], device)
+        source.add(scores, fc7, batch["label"])
+    probs = torch.cat(target.probs)
+    source_features, source_losses = source.sample(DEV_ROWS)
+    scores = {
+        "source_miou": _result(source_conf, classes).miou,
+        "entropy": validators.entropy(probs),
+        "im": validators.information_maximisation(probs),
+        "snd": validators.soft_neighbourhood_density(probs[torch.randperm(len(probs), generator=target.generator)[:SND_ROWS]]),
+        "dev": validators.deep_embedded_validation(source_features, source_losses, target.sample(DEV_ROWS)[0], seed),
+    }
+    return Validation(_result(target_conf, classes) if target_labels else None, scores)

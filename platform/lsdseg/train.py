@@ -1,14 +1,17 @@
 """`run_training(cfg, report=...)`: one LSD-seg, source-only or target-oracle run in plain PyTorch.
 
 No Ray, MLflow or Optuna here: a sweep wraps this function, and `report` is its only hook. Every
-`train.eval_every` iterations (and at the end) the target validation split is evaluated, a checkpoint is
-written, and `report` receives the mIoU, per-class IoU, mean losses and the checkpoint's path. A NaN or
-inf loss ends the run with status "diverged" instead of a crash.
+`train.eval_every` iterations (and at the end) the target and source validation splits are evaluated
+(target mIoU where target labels are used, and the label-free validators), a checkpoint is written, and
+`report` receives all of it with the mean losses and the checkpoint's path. `train.objective` selects
+a checkpoint (checkpoints/selected/). A NaN or inf loss ends the run with status "diverged" instead of a crash.
 """
 from __future__ import annotations
 
 import json
 import math
+import os
+import shutil
 import time
 from collections import defaultdict
 from contextlib import nullcontext
@@ -24,8 +27,9 @@ from lsdseg.config import Config
 from lsdseg.config_io import ConfigError, dump_config, to_dict
 from lsdseg.data import prepare, protocol_classes, train_dataset, val_dataset, val_loader
 from lsdseg.data.sampling import endless_batches
-from lsdseg.evaluate import evaluate
+from lsdseg.evaluate import validate
 from lsdseg.models import build_nets
+from lsdseg.objectives import Objective, oriented
 from lsdseg.optim import apply_hparams, build_optimizers, set_f_lr
 from lsdseg.runinfo import run_info
 from lsdseg.step import train_step
@@ -34,10 +38,15 @@ from lsdseg.step import train_step
 @dataclass(frozen=True)
 class EvalReport:
     step: int
-    miou: float
+    miou: float  # target mIoU; NaN where the target labels are not used
     per_class_iou: dict[str, float]
     losses: dict[str, float]  # mean of each loss term since the previous evaluation
     checkpoint: Optional[str]  # path of the checkpoint written at this evaluation
+    validators: dict[str, float] = field(default_factory=dict)  # the label-free validators (lsdseg.validators)
+    objective: float = math.nan  # train.objective's value here (target mIoU or a validator), as measured
+
+    def value(self, objective: Objective) -> float:
+        return self.miou if objective == "target_miou" else self.validators.get(objective, math.nan)
 
 
 @dataclass(frozen=True)
@@ -45,10 +54,11 @@ class RunResult:
     status: Literal["completed", "diverged"]
     step: int
     miou: float  # at the last evaluation (NaN if none ran)
-    best_miou: float
+    best_miou: float  # the best evaluation seen: an oracle figure (it peeks at target labels), never a result
     out_dir: str
     message: str
     history: list[EvalReport] = field(default_factory=list)
+    selected: Optional[EvalReport] = None  # the evaluation train.objective selects: checkpoints/selected/
 
 
 Report = Callable[[EvalReport], None]
@@ -89,6 +99,26 @@ def latest_checkpoint(out_dir: Path | str) -> Optional[Path]:
     """The newest evaluation checkpoint of a run folder, or None."""
     found = sorted(Path(out_dir).glob("checkpoints/step_*/checkpoint.pt"))
     return found[-1] if found else None
+
+
+def selected(history: list[EvalReport], objective: Objective) -> Optional[EvalReport]:
+    """The evaluation the objective ranks best (the earliest of equals); NaN values never win."""
+    ranked = [h for h in history if not math.isnan(h.value(objective))]
+    return max(ranked, key=lambda h: oriented(objective, h.value(objective)), default=None)
+
+
+def _keep_selected(path: Path, ckpt_dir: Path) -> None:
+    """checkpoints/selected/checkpoint.pt: a hard link to the selected evaluation's checkpoint (a copy where
+    links are not possible), so pruning the step folders never removes it."""
+    target = ckpt_dir / "selected" / "checkpoint.pt"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_suffix(".tmp")
+    tmp.unlink(missing_ok=True)
+    try:
+        os.link(path, tmp)
+    except OSError:
+        shutil.copyfile(path, tmp)
+    os.replace(tmp, target)
 
 
 def _prune(ckpt_dir: Path, keep: int) -> None:
@@ -142,7 +172,8 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
     unlabelled = None
     if adapt:
         unlabelled = endless_batches(train_dataset(cfg.data.target, cfg.data, "target", labelled=False), cfg.data.batch_size, t.seed * 2 + 1, start, cfg.data.num_workers)
-    val = val_loader(val_dataset(cfg.data.target_val, cfg.data), cfg.data)
+    val = val_loader(val_dataset(cfg.data.target_val, cfg.data, labelled=cfg.data.target_labels), cfg.data)
+    source_val = val_loader(val_dataset(cfg.data.source, cfg.data, "source_val"), cfg.data)
     classes = protocol_classes(cfg.data)
 
     sums: dict[str, float] = defaultdict(float)
@@ -173,15 +204,20 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
         count += 1
         bar.update(1)
         if step % t.eval_every == 0 or step == t.iterations:
-            ev = evaluate(nets.f, val, device, autocast, classes, channels_last)
+            ev = validate(nets.f, val, source_val, device, autocast, classes, cfg.data.target_labels, channels_last)
             path = ckpt_dir / f"step_{step:07d}" / "checkpoint.pt"
-            rep = EvalReport(step, ev.miou, ev.per_class_iou, {k: v / count for k, v in sums.items()}, str(path))
+            target = ev.target
+            rep = EvalReport(step, target.miou if target else math.nan, target.per_class_iou if target else {},
+                             {k: v / count for k, v in sums.items()}, str(path), ev.validators)
+            rep = replace(rep, objective=rep.value(t.objective))
             history.append(rep)
             checkpoint.save(path, nets, opts, step, to_dict(cfg), {"history": [asdict(h) for h in history]})
+            if selected(history, t.objective) is rep:
+                _keep_selected(path, ckpt_dir)
             _prune(ckpt_dir, t.keep_checkpoints)
             with open(out / "metrics.jsonl", "a") as f:
                 f.write(json.dumps(asdict(rep)) + "\n")
-            bar.set_postfix(miou=f"{ev.miou:.3f}", loss_f=f"{rep.losses['loss_f']:.3f}")
+            bar.set_postfix({t.objective: f"{rep.objective:.3f}", "loss_f": f"{rep.losses['loss_f']:.3f}"})
             if report is not None:
                 report(rep)
             sums.clear()
@@ -189,8 +225,8 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
     bar.close()
     mious = [h.miou for h in history]
     result = RunResult(
-        status, step, mious[-1] if mious else float("nan"), max(mious) if mious else float("nan"),
-        str(out), message, history,
+        status, step, mious[-1] if mious else math.nan, max(mious) if mious else math.nan,
+        str(out), message, history, selected(history, t.objective),
     )
     (out / "summary.json").write_text(json.dumps({k: v for k, v in asdict(result).items() if k != "history"}, indent=2))
     return result

@@ -25,7 +25,7 @@ def _cache(cfg: DataConfig) -> Optional[Path]:
 def prepare(cfg: DataConfig, show_progress: bool) -> None:
     """Check every real dataset's folder, then generate the built-in benchmark now if a domain uses it (once
     per cache), with a progress bar. Checks first: a wrong path must not cost a benchmark generation."""
-    for role, domain in (("source", cfg.source), ("target", cfg.target), ("target_val", cfg.target_val)):
+    for role, domain in (("source", cfg.source), ("source_val", cfg.source), ("target", cfg.target), ("target_val", cfg.target_val)):
         if domain.name != "synthetic":
             MODULES[domain.name].samples(dataset_root(domain, cfg, role), split_of(domain, role))
     if "synthetic" not in {cfg.source.name, cfg.target.name, cfg.target_val.name}:
@@ -45,13 +45,17 @@ def dataset_root(domain: DomainData, cfg: DataConfig, role: str,
     if domain.name == "synthetic":
         return synthetic.ensure_benchmark(_cache(cfg), cfg.synthetic_seed, cfg.synthetic_size, progress=progress)
     if domain.root is None:
-        raise DataError(f"data.{role}.root is not set: point it at the {domain.name} folder (--data.{role}.root=PATH)")
+        key = "source" if role == "source_val" else role  # the source's validation split lives under its root
+        raise DataError(f"data.{key}.root is not set: point it at the {domain.name} folder (--data.{key}.root=PATH)")
     # absolute now: a Ray trial may run in another working directory
     return Path(domain.root).expanduser().resolve()
 
 
 def split_of(domain: DomainData, role: str) -> str:
-    """The configured split, else the dataset's own train split (source, target) or val split (target_val)."""
+    """The configured split, else the dataset's own train split (source, target) or val split (target_val);
+    source_val, the labelled split the validators use, is always the source dataset's own val split."""
+    if role == "source_val":
+        return "source_val" if domain.name == "synthetic" else "val"
     if domain.split is not None:
         return domain.split
     if domain.name == "synthetic":
@@ -68,17 +72,18 @@ def train_dataset(domain: DomainData, cfg: DataConfig, role: str, labelled: bool
     )
 
 
-def val_dataset(domain: DomainData, cfg: DataConfig, role: str = "target_val") -> SegmentationDataset:
-    """Whole images resized to the eval size; labels stay at their own resolution."""
+def val_dataset(domain: DomainData, cfg: DataConfig, role: str = "target_val", labelled: bool = True) -> SegmentationDataset:
+    """Whole images resized to the eval size; labels (unless not `labelled`) stay at their own resolution."""
     module = MODULES[domain.name]
     samples = module.samples(dataset_root(domain, cfg, role), split_of(domain, role))
-    if cfg.val_limit is not None:
-        samples = samples[: cfg.val_limit]
-    return SegmentationDataset(samples, module.read_label, Resize(cfg.eval_height, cfg.eval_width))
+    limit = cfg.source_val_limit if role == "source_val" else cfg.val_limit
+    if limit is not None:
+        samples = samples[:limit]
+    return SegmentationDataset(samples, module.read_label, Resize(cfg.eval_height, cfg.eval_width), labelled=labelled)
 
 
 def _collate(items: list[dict[str, torch.Tensor]]) -> dict:
-    return {"image": torch.stack([i["image"] for i in items]), "label": [i["label"] for i in items]}
+    return {"image": torch.stack([i["image"] for i in items]), "label": [i["label"] for i in items] if "label" in items[0] else None}
 
 
 def val_loader(dataset: SegmentationDataset, cfg: DataConfig) -> torch.utils.data.DataLoader:
