@@ -52,12 +52,12 @@ def sweep(method: str, seed: int, root: Path, concurrency: int) -> dict:
     from lsdseg.sweep.settings import SweepSettings
 
     searcher, scheduler = METHODS[method]
-    population = {}
+    running = {"max_concurrent": concurrency}
     if scheduler == "pbt":  # the whole population at once, sharing the cores the other methods use 2 at a time
         n = SweepSettings.__pydantic_fields__["num_samples"].default
-        population = {"max_concurrent": n, "cpus_per_trial": concurrency / n}
+        running = {"max_concurrent": n, "cpus_per_trial": concurrency / n}
     settings = SweepSettings(name=f"{method}-s{seed}-{time.strftime('%H%M%S')}", searcher=searcher, scheduler=scheduler,
-                             sampler_seed=seed, max_concurrent=concurrency, references=False, **population,
+                             sampler_seed=seed, references=False, **running,
                              root=str(root / "sweeps"), tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     start = time.perf_counter()
     results = start_sweep(settings, load_config([PACKAGED / "sweep.yaml"]))
