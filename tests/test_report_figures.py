@@ -15,6 +15,7 @@ from optuna.distributions import FloatDistribution
 
 from lsdseg.sweep.confirm import Candidate, Confirmed, Paired
 from lsdseg.sweep.record import TrialRecord
+from lsdseg.sweep.results import SweepResults
 from lsdseg.sweep.report import build, confirmation, study_figures
 
 SEEDS = (0, 1, 2)
@@ -103,6 +104,11 @@ class _Results(SimpleNamespace):
 
     def source_only_per_class(self):
         return {"road": 0.7, "car": 0.3}
+
+    objective = "target_miou"
+
+    def text(self, score, signed=False):
+        return SweepResults.text(self, score, signed)
 
 
 def _record(number: int, score: float) -> TrialRecord:

@@ -9,6 +9,7 @@ smoothed score; a restarted trial (or one PBT gave another trial's checkpoint) c
 from __future__ import annotations
 
 import gc
+import math
 import os
 import statistics
 from contextlib import nullcontext
@@ -18,17 +19,21 @@ from typing import Any, Optional, Sequence
 import ray
 import torch
 from lsdseg import checkpoint as ckpt
+from lsdseg.objectives import Objective, oriented
 from lsdseg.sweep import population
 from lsdseg.sweep.schedule import run_schedule
 from lsdseg.train import EvalReport
 from ray import tune
 
 
-def result_metrics(ev: EvalReport, iterations: int, recent: list[float]) -> dict[str, Any]:
-    """What a trial reports at iteration `step`: the target mIoU, the score (mean mIoU of the `recent`
-    evaluations, which include this one), per-class IoU and mean losses."""
+def result_metrics(ev: EvalReport, objective: Objective, iterations: int, recent: list[float]) -> dict[str, Any]:
+    """What a trial reports at iteration `step`: the score (the mean objective of the `recent` evaluations,
+    which include this one, turned so that higher is better), `selection` (this evaluation's, by which
+    Tune keeps the best checkpoint), the target mIoU, the validators, per-class IoU and mean losses."""
     return {
-        "miou": ev.miou, "score": statistics.fmean(recent), "step": ev.step, "iterations": iterations, "run_status": "running",
+        "score": oriented(objective, statistics.fmean(recent)), "selection": oriented(objective, ev.value(objective)),
+        "miou": ev.miou, "step": ev.step, "iterations": iterations, "run_status": "running",
+        **{f"val/{name}": v for name, v in ev.validators.items()},
         **{f"iou/{name}": v for name, v in ev.per_class_iou.items()},
         **{f"loss/{name}": v for name, v in ev.losses.items()},
     }
@@ -45,23 +50,23 @@ def lsdseg_trainable(sampled: dict[str, Any], base: dict[str, Any], smoothing: i
     checkpoint = tune.get_checkpoint()
     # a trial restarted without a checkpoint gets a fresh run folder; one resumed continues its own
     out = trial_dir / f"run{len(list(trial_dir.glob('run*')))}" if checkpoint is None else trial_dir / "run-resumed"
-    iterations = base["train"]["iterations"]
+    iterations, objective = base["train"]["iterations"], base["train"]["objective"]
     last: dict[str, Any] = {"node_id": ray.get_runtime_context().get_node_id()}  # which node ran it, for MLflow
-    mious: list[float] = []
+    values: list[float] = []  # the objective at every evaluation
 
     def report(ev: EvalReport) -> None:
-        mious.append(ev.miou)
-        last.update(result_metrics(ev, iterations, mious[-smoothing:]))
+        values.append(ev.value(objective))
+        last.update(result_metrics(ev, objective, iterations, values[-smoothing:]))
         tune.report(last, checkpoint=tune.Checkpoint.from_directory(str(Path(ev.checkpoint).parent)))
 
     try:
         with checkpoint.as_directory() if checkpoint is not None else nullcontext() as folder:
             resume = None if folder is None else Path(folder) / "checkpoint.pt"
-            if resume is not None:
-                mious.extend(h["miou"] for h in ckpt.load(resume)["history"])  # the score spans the restart
+            if resume is not None:  # the score spans the restart
+                values.extend(EvalReport(**h).value(objective) for h in ckpt.load(resume)["history"])
             result = run_schedule(base, [(0, sampled), *changes], {"train.out_dir": str(out), "train.threads": cpus}, report, resume)
         if result.status == "diverged":  # ends the trial with its reason; the searcher files it as FAIL
-            tune.report({"miou": last.get("miou", 0.0), "score": last.get("score", 0.0), "iterations": iterations,
+            tune.report({"miou": last.get("miou", 0.0), "score": last.get("score", -math.inf), "iterations": iterations,
                          **last, "step": result.step, "run_status": "diverged", "message": result.message})
     finally:
         gc.collect()

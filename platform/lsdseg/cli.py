@@ -120,6 +120,8 @@ def _choices(field: str) -> list[str]:
 @main.command(context_settings=EXTRA)
 @click.option("--config", "config_paths", multiple=True, help=CONFIG_HELP + " Applied after configs/sweep.yaml.")
 @click.option("--space", default=_default("space"), show_default=True, help="Search space: full, loss_weights, learning_rates, or a .py file.")
+@click.option("--objective", type=click.Choice(typing.get_args(Objective)), default=None,
+              help="What the search, early stopping, confirmation and checkpoints select by (train.objective; default target_miou).")
 @click.option("--num-samples", type=int, default=_default("num_samples"), show_default=True, help="Search trials (with --resume: raise the budget).")
 @click.option("--concurrency", "max_concurrent", type=int, default=_default("max_concurrent"), show_default=True, help="Trials running at once.")
 @click.option("--time-budget", "time_budget_s", type=float, default=None, help="Seconds after which the search stops.")
@@ -150,7 +152,8 @@ def _choices(field: str) -> list[str]:
 @click.option("--smoke-test", is_flag=True, help="A tiny sweep of 3 short trials and a small confirmation.")
 @click.pass_context
 @one_line_errors
-def sweep(ctx: click.Context, config_paths: tuple[str, ...], resume_dir: str | None, smoke_test: bool, verbose: bool, **options) -> None:
+def sweep(ctx: click.Context, config_paths: tuple[str, ...], resume_dir: str | None, smoke_test: bool, verbose: bool,
+          objective: str | None, **options) -> None:
     """Search loss weights and learning rates of LSD-seg (Ray Tune + Optuna TPE + early stopping), confirm the
     best on fresh seeds, track everything in MLflow."""
     from lsdseg.config_io import PACKAGED
@@ -168,7 +171,7 @@ def sweep(ctx: click.Context, config_paths: tuple[str, ...], resume_dir: str | N
                                  "drop them (only --num-samples and --address may be given), or start a new sweep")
             results = resume_sweep(Path(resume_dir), {n: options[n] for n in given if n in RESUMABLE}, verbose)
         else:
-            cfg = load_config([PACKAGED / "sweep.yaml", *config_paths], _overrides(ctx))
+            cfg = load_config([PACKAGED / "sweep.yaml", *config_paths], _overrides(ctx) + ([f"--train.objective={objective}"] if objective else []))
             values = {k: v for k, v in options.items() if v is not None and v != ()}
             if smoke_test:
                 cfg = _smoke(cfg)

@@ -2,6 +2,7 @@
 and the command line read this)."""
 from __future__ import annotations
 
+import math
 from typing import Literal
 
 Objective = Literal["target_miou", "source_miou", "entropy", "im", "snd", "dev"]
@@ -13,3 +14,24 @@ DIRECTION: dict[Objective, int] = {"target_miou": 1, "source_miou": 1, "entropy"
 def oriented(objective: Objective, value: float) -> float:
     """The objective's value turned so that higher is always better: what searchers and schedulers maximise."""
     return DIRECTION[objective] * value
+
+
+# How a score is shown: in the objective's own units and direction (mIoU in points), never the negated value
+PERCENT: tuple[Objective, ...] = ("target_miou", "source_miou")
+UNITS: dict[Objective, str] = {
+    "target_miou": "target mIoU, %", "source_miou": "source mIoU, %", "entropy": "target entropy, nats, lower is better",
+    "im": "information maximisation, nats", "snd": "soft neighbourhood density", "dev": "DEV target-loss estimate, lower is better",
+}
+
+
+def shown(objective: Objective, score: float) -> float:
+    """An (oriented) score in the objective's own units."""
+    return DIRECTION[objective] * score * (100 if objective in PERCENT else 1)
+
+
+def text(objective: Objective, score: float, signed: bool = False) -> str:
+    """"31.4" for mIoU scores, "0.482" for the others; "-" for NaN. `signed` for differences: "+2.1"."""
+    if math.isnan(score):
+        return "-"
+    value = shown(objective, score)
+    return (f"{value:+.1f}" if signed else f"{value:.1f}") if objective in PERCENT else (f"{value:+.3g}" if signed else f"{value:.3g}")

@@ -31,6 +31,12 @@ def _location(checkpoint: tune.Checkpoint) -> str:
     return path if checkpoint.filesystem.type_name == "local" else f"{checkpoint.filesystem.type_name}://{path}"
 
 
+def _selected(result: tune.Result) -> tuple[Optional[tune.Checkpoint], dict]:
+    """A run's checkpoint that its objective selects, with the metrics of its evaluation."""
+    kept = [(c, m) for c, m in result.best_checkpoints or [] if "selection" in m]
+    return max(kept, key=lambda cm: cm[1]["selection"]) if kept else (result.checkpoint, result.metrics or {})
+
+
 def _run_of(win: Confirmed, trials: list[TrialRecord]) -> Optional[TrialRecord]:
     """The winner's run whose checkpoint is shipped: its search trial, else its first completed seed."""
     rank = win.candidate.rank
@@ -75,14 +81,16 @@ def finish(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict, clien
     best = _run_of(win, results.trials) if win else next(iter(r for r in ranked(results.search) if r.status == "completed"), None)
     parent = state["parent_run_id"]
     if best is not None:
-        checkpoints = {r.metrics.get("trial_id"): r.checkpoint for grid in grids for r in grid if r.metrics}
-        checkpoint = checkpoints.get(best.ray_trial_id)
+        # each run's checkpoint that its objective selects (Tune keeps it beside the latest)
+        checkpoints = {r.metrics.get("trial_id"): _selected(r) for grid in grids for r in grid if r.metrics}
+        checkpoint, evaluation = checkpoints.get(best.ray_trial_id, (None, {}))
         confirmed = None if win is None else {
             "rank": win.candidate.rank, "changes": win.candidate.changes, "label": win.candidate.label, "scores": win.scores, "mean": win.mean, "std": win.std,
             "worst": win.worst, "versus_defaults": None if win.versus_defaults is None else vars(win.versus_defaults)}
         row = {"ray_trial_id": best.ray_trial_id, "run_id": best.run_id, "number": best.number, "seed": best.seed,
                "phase": best.phase, "params": best.params, "score": best.score, "miou": best.miou,
-               "checkpoint": _location(checkpoint) if checkpoint else None, "confirmed": confirmed}
+               "checkpoint": _location(checkpoint) if checkpoint else None, "objective": tree["train"]["objective"],
+               "checkpoint_step": evaluation.get("step"), "checkpoint_miou": evaluation.get("miou"), "confirmed": confirmed}
         layout.best.write_text(json.dumps(row, indent=2))
         dump_config(with_values(tree, best.params), layout.best_config)  # retrain: lsdseg train --config it
         client.log_artifact(parent, str(layout.best))

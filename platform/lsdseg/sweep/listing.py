@@ -7,6 +7,7 @@ from pathlib import Path
 
 import optuna
 
+from lsdseg.objectives import text
 from lsdseg.sweep.layout import SweepLayout, sweeps_under
 from lsdseg.sweep.results import read_state
 
@@ -26,8 +27,10 @@ def _row(layout: SweepLayout) -> str:
     done = _finished_trials(layout, s["name"])
     best = json.loads(layout.best.read_text()) if layout.best.is_file() else None
     confirmed = (best or {}).get("confirmed")
-    figure = "-" if best is None else (f"{confirmed['mean'] * 100:.1f} ({len(confirmed['scores'])} seeds)" if confirmed
-                                       else f"{best['score'] * 100:.1f} (1 seed)")
+    objective = state.get("objective", "target_miou")
+    figure = "-" if best is None else (f"{text(objective, confirmed['mean'])} ({len(confirmed['scores'])} seeds)" if confirmed
+                                       else f"{text(objective, best['score'])} (1 seed)")
+    figure += "" if objective == "target_miou" or best is None else f" {objective}"
     trials = f"{done}/{s['num_samples']}"
     return f"{s['name']:<28} {state.get('status', '?'):<11} {state.get('phase', '?'):<8} {trials:>7}  {figure:<16} {state.get('started', '-')}"
 

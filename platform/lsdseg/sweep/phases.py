@@ -76,9 +76,10 @@ def _run_config(layout: SweepLayout, s: SweepSettings, phase: str, callbacks: li
     # PBT hands a trial's latest checkpoint to another trial, which restores it a moment later: keep a few
     # more, or the donor may have pruned it by then
     keep = 6 if phase == "search" and s.scheduler == "pbt" else 2
+    # kept: the latest (to resume from) and the best by the run's objective (the one a winner ships)
+    checkpoints = tune.CheckpointConfig(num_to_keep=keep, checkpoint_score_attribute="selection", checkpoint_score_order="max")
     return tune.RunConfig(storage_path=storage_path, name=name, callbacks=callbacks, verbose=0,
-                          failure_config=tune.FailureConfig(max_failures=s.max_failures),
-                          checkpoint_config=tune.CheckpointConfig(num_to_keep=keep))
+                          failure_config=tune.FailureConfig(max_failures=s.max_failures), checkpoint_config=checkpoints)
 
 
 def _callbacks(state: dict, phase: str, searcher, tree: dict, trials: int, varying: tuple[str, ...] = ()) -> list:

@@ -24,8 +24,8 @@ class TrialRecord:
     seed: int
     status: str  # completed / pruned / diverged / errored / interrupted / running
     params: dict[str, Any]  # the searched values, typed as Optuna suggested them
-    history: tuple[tuple[int, float], ...]  # (iteration, target mIoU) at every evaluation
-    scores: tuple[tuple[int, float], ...]  # (iteration, smoothed score) that steered the searcher and scheduler
+    history: tuple[tuple[int, float], ...]  # (iteration, target mIoU) at every evaluation (none without target labels)
+    scores: tuple[tuple[int, float], ...]  # (iteration, smoothed objective, higher is better) that steered the search
     per_class: dict[str, float] = field(default_factory=dict)  # IoU by class at the last evaluation
     confirm_rank: Optional[int] = None  # confirmation runs: the rank of the configuration they confirm (0: defaults)
 
@@ -46,7 +46,9 @@ class TrialRecord:
 
     @property
     def steps(self) -> int:
-        return self.history[-1][0] if self.history else 0
+        """The last iteration evaluated (from the scores: the mIoU history is empty without target labels)."""
+        last = self.scores or self.history
+        return last[-1][0] if last else 0
 
     @property
     def label(self) -> str:

@@ -15,6 +15,7 @@ from typing import Any, Optional
 import optuna
 from mlflow.tracking import MlflowClient
 
+from lsdseg.objectives import Objective, text
 from lsdseg.sweep.confirm import Candidate, Confirmed, summarise, winner
 from lsdseg.sweep.layout import SweepLayout, find_sweep
 from lsdseg.sweep.record import TrialRecord, load_records, ranked
@@ -52,6 +53,15 @@ class SweepResults:
     @cached_property
     def study(self) -> optuna.Study:
         return optuna.load_study(study_name=self.name, storage=self.layout.optuna_storage)
+
+    @property
+    def objective(self) -> Objective:
+        """What the scores measure (train.objective); sweeps from before objectives existed used target mIoU."""
+        return self.state.get("objective", "target_miou")
+
+    def text(self, score: float, signed: bool = False) -> str:
+        """A score as the leaderboard and the report write it: in the objective's units."""
+        return text(self.objective, score, signed)
 
     @cached_property
     def searched(self) -> list[str]:

@@ -84,13 +84,14 @@ def start_sweep(s: SweepSettings, cfg: Config, verbose: bool = False) -> SweepRe
         client = MlflowClient(uri)
         sha = git_sha()
         tags = {"git_sha": sha, "mlflow.source.git.commit": sha, "search_space": s.space, "sampler": s.searcher,
-                "sampler_seed": str(s.sampler_seed), "scheduler": s.scheduler, "smoothing": str(s.smoothing)}
+                "sampler_seed": str(s.sampler_seed), "scheduler": s.scheduler, "smoothing": str(s.smoothing),
+                "objective": cfg.train.objective}
         experiment_id, parent = start_parent(client, s.experiment, s.name, tags)
         client.log_artifact(parent, str(layout.config))
         if s.space.endswith(".py"):
             client.log_artifact(parent, s.space)
         state = {"settings": dataclasses.asdict(s), "tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": parent,
-                 "started": time.strftime("%Y-%m-%d %H:%M:%S"), "status": "running", "phase": "search",
+                 "started": time.strftime("%Y-%m-%d %H:%M:%S"), "status": "running", "phase": "search", "objective": cfg.train.objective,
                  "searched": sorted(distributions), "defaults": defaults, "first_points": [*warm.winners, defaults], "references": {}, "confirm": None}
         write_state(layout, state)
         return _drive(layout, state, s, tree, client)

@@ -113,7 +113,7 @@ class MLflowTrials(Callback):
             return  # redone after a restart from an older checkpoint than the driver had logged: logged once
         self._logged[trial.trial_id] = step
         metrics = [Metric(k, float(v), now, step) for k, v in result.items()
-                   if (k in ("miou", "score") or k.startswith(("iou/", "loss/"))) and isinstance(v, (int, float)) and math.isfinite(v)]
+                   if (k in ("miou", "score") or k.startswith(("val/", "iou/", "loss/"))) and isinstance(v, (int, float)) and math.isfinite(v)]
         if self.varying:
             values = population.values(trial.config)
             metrics += [Metric(f"config/{k}", float(values[k]), now, step) for k in self.varying if k in values]

@@ -37,7 +37,7 @@ def _leaderboard(results: SweepResults) -> list[dict[str, Any]]:
     """Search trials by score; the oracle figure is kept but labelled as such in the template."""
     winner = results.winner
     won = winner.candidate.number if winner is not None else None
-    return [{"number": t.number, "status": t.status, "steps": t.steps, "score": percent(t.score), "miou": percent(t.miou),
+    return [{"number": t.number, "status": t.status, "steps": t.steps, "score": results.text(t.score), "miou": percent(t.miou),
              "best_miou": percent(t.best_miou), "params": {p: number(t.params.get(p)) for p in results.searched},
              "winner": won is not None and t.number == won} for t in results.ranked()]
 
@@ -80,8 +80,8 @@ def _confirmation(results: SweepResults, out: Path) -> dict[str, Any]:
         return {"absent": confirmation.absent(settings.get("confirm_top"))}
     rule = "mean minus standard deviation over seeds" if settings.get("select") == "lower" else "mean over seeds"
     return {"figure": _save("Confirmation on fresh seeds", "confirmation.png", confirmation.CAPTION,
-                            confirmation.figure(confirmed, winner), out),
-            "rows": confirmation.rows(confirmed, winner), "rule": rule, "seeds": ", ".join(map(str, results.seeds)),
+                            confirmation.figure(confirmed, winner, results.objective), out),
+            "rows": confirmation.rows(confirmed, winner, results.objective), "rule": rule, "seeds": ", ".join(map(str, results.seeds)),
             "winner": winner.candidate.label if winner else None}
 
 
@@ -93,11 +93,11 @@ def write_report(sweep: str | Path, out: Optional[Path] = None, examples: int = 
     with plt.style.context("ggplot"):
         confirmed = _confirmation(results, out)
         made = [
-            ("Optimisation history", "history.png", figures.CAPTIONS["history"], figures.history(results.search)),
-            ("mIoU and score of the top trials", "curves.png", figures.CAPTIONS["curves"], figures.curves(ranked)),
+            ("Optimisation history", "history.png", figures.CAPTIONS["history"], figures.history(results.search, results.objective)),
+            ("mIoU and score of the top trials", "curves.png", figures.CAPTIONS["curves"], figures.curves(ranked, objective=results.objective)),
             ("Hyperparameter importance (fANOVA)", "importance.png", study_figures.IMPORTANCE_CAPTION,
              study_figures.importance(results.study)),
-            ("Parallel coordinates", "parallel.html", study_figures.PARALLEL_CAPTION, study_figures.parallel(results.study)),
+            ("Parallel coordinates", "parallel.html", study_figures.PARALLEL_CAPTION, study_figures.parallel(results.study, results.objective)),
             ("Per-class IoU: the winner's run, default weights, source-only", "per_class.png", figures.CAPTIONS["per_class"],
              figures.per_class(_per_class_columns(results))),
             ("Target-domain examples", "examples.png", figures.CAPTIONS["examples"], _examples(results, examples)),
@@ -108,7 +108,8 @@ def write_report(sweep: str | Path, out: Optional[Path] = None, examples: int = 
     page = env.get_template("template.html").render(
         name=results.name, folder=results.folder, parent_run_id=results.parent_run_id, tracking_uri=results.state["tracking_uri"],
         generated=time.strftime("%Y-%m-%d %H:%M"), params=results.searched, trials=_leaderboard(results),
-        references=", ".join(f"{k.replace('_', ' ')} {percent(v)}" for k, v in results.references.items()) or "none",
+        references=", ".join(f"{k.replace('_', ' ')} {results.text(v) if k == 'default_weights' else percent(v)}"
+                             for k, v in results.references.items()) or "none",
         smoothing=settings.get("smoothing"), scheduler=settings.get("scheduler"), replay=results.state.get("stopping_replay"),
         confirmation=confirmed, sections=sections,
         plotly_js=Markup(study_figures.plotly_js()) if any(s.html for s in sections) else None,

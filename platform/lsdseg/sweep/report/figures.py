@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
 from lsdseg.data.labels import CLASSES
+from lsdseg.objectives import UNITS, Objective, shown
 from lsdseg.sweep.record import TrialRecord
 
 matplotlib.use("Agg")  # files only: never a window, whatever display the machine has
@@ -30,7 +31,7 @@ CAPTIONS = {
 }
 
 
-def history(search: Sequence[TrialRecord]) -> Figure | str:
+def history(search: Sequence[TrialRecord], objective: Objective = "target_miou") -> Figure | str:
     """Final score of every search trial in the order Optuna proposed them, and the best completed so far."""
     scored = [t for t in search if t.number is not None and not math.isnan(t.score)]
     if not scored:
@@ -39,25 +40,26 @@ def history(search: Sequence[TrialRecord]) -> Figure | str:
     for status, colour in STATUS_COLOURS.items():
         group = [t for t in scored if t.status == status]
         if group:
-            ax.scatter([t.number for t in group], [t.score * 100 for t in group], color=colour, label=status, zorder=3)
+            ax.scatter([t.number for t in group], [shown(objective, t.score) for t in group], color=colour, label=status, zorder=3)
     best, xs, ys = -math.inf, [], []
     for t in sorted(scored, key=lambda t: t.number):
         if t.status == "completed":
-            best = max(best, t.score * 100)
+            best = max(best, t.score)  # oriented: higher is better
         if best > -math.inf:
             xs.append(t.number)
-            ys.append(best)
+            ys.append(shown(objective, best))
     if xs:
         ax.step(xs, ys, where="post", color="black", label="best completed so far")
-    ax.set(xlabel="Optuna trial number", ylabel="final score (% mIoU)", title="Optimisation history")
+    ax.set(xlabel="Optuna trial number", ylabel=f"final score ({UNITS[objective]})", title="Optimisation history")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.legend(fontsize=8)
     ax.grid(alpha=0.3)
     return fig
 
 
-def curves(ranked: Sequence[TrialRecord], top: int = 5) -> Figure | str:
-    """Target mIoU at every evaluation, and the smoothed score, of the leading search trials."""
+def curves(ranked: Sequence[TrialRecord], top: int = 5, objective: Objective = "target_miou") -> Figure | str:
+    """Target mIoU at every evaluation, and the smoothed score (where it is a target mIoU too, on the same
+    axis), of the leading search trials."""
     shown = [t for t in ranked if t.history][:top]
     if not shown:
         return "Not shown: no trial reached an evaluation."
@@ -65,7 +67,7 @@ def curves(ranked: Sequence[TrialRecord], top: int = 5) -> Figure | str:
     for t in shown:
         steps, values = zip(*t.history)
         line, = ax.plot(steps, [v * 100 for v in values], marker="o", markersize=3, linewidth=0.8, alpha=0.6)
-        if t.scores:
+        if t.scores and objective == "target_miou":
             steps, values = zip(*t.scores)
             ax.plot(steps, [v * 100 for v in values], color=line.get_color(), linewidth=2.2, label=f"{t.label} ({t.status})")
     ax.set(xlabel="training iteration", ylabel="target mIoU (%)", title=f"mIoU and score of the top {len(shown)} trials")

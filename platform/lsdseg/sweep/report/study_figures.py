@@ -17,6 +17,8 @@ from matplotlib.figure import Figure
 from optuna.trial import FrozenTrial, TrialState
 from plotly import graph_objects as go
 
+from lsdseg.objectives import DIRECTION, PERCENT, Objective
+
 # fANOVA fits a random forest from a trial's parameters to its score. Each score is one seed's, and one
 # evaluation swings by about ±5 points on the benchmark; with fewer completed trials than the full space
 # has parameters (11), the forest fits that noise, and the importances change with the forest's own seed
@@ -66,7 +68,7 @@ def importance(study: optuna.Study) -> Figure | str:
     return fig
 
 
-def parallel(study: optuna.Study) -> go.Figure | str:
+def parallel(study: optuna.Study, objective: Objective = "target_miou") -> go.Figure | str:
     """Optuna's interactive parallel-coordinate plot of the completed trials, score in % mIoU."""
     done = completed(study)
     params = common_params(done)
@@ -80,12 +82,14 @@ def parallel(study: optuna.Study) -> go.Figure | str:
         copy = optuna.create_study(direction="maximize")
     finally:
         optuna.logging.set_verbosity(level)
-    copy.add_trials([optuna.trial.create_trial(params={p: t.params[p] for p in params}, value=t.value * 100,
+    # the told score is oriented (higher is better); a lower-is-better objective stays negated, and says so
+    scale, name = (100, "score (%)") if objective in PERCENT else (1, "score" + (f" (−{objective})" if DIRECTION[objective] < 0 else ""))
+    copy.add_trials([optuna.trial.create_trial(params={p: t.params[p] for p in params}, value=t.value * scale,
                                                distributions={p: t.distributions[p] for p in params}) for t in done])
-    fig = optuna.visualization.plot_parallel_coordinate(copy, params=params, target_name="score (%)")
+    fig = optuna.visualization.plot_parallel_coordinate(copy, params=params, target_name=name)
     _thin_ticks(fig)
     fig.update_layout(title={"text": f"Parallel coordinates, {len(done)} completed trials"}, margin={"t": 70, "b": 110},
-                      xaxis={"ticktext": ["score (%)", *params], "tickangle": -30})
+                      xaxis={"ticktext": [name, *params], "tickangle": -30})
     return fig
 
 
