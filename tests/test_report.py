@@ -19,7 +19,7 @@ from mlflow.tracking import MlflowClient
 from PIL import Image
 from sweeps import children_of, lsdseg, tiny
 
-PNGS = ("confirmation", "history", "curves", "per_class", "examples")  # parallel coordinates: plotly, interactive
+PNGS = ("confirmation", "validators", "history", "curves", "per_class", "examples")  # parallel coordinates: plotly, interactive
 # Debian's chromium, headless, with nothing that reaches out to the network on its own
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
                  "--disable-component-update", "--disable-sync"]
@@ -28,11 +28,12 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory, cache_dir):
     """4 trials of 8 iterations, no early stopping, the best one and the defaults confirmed on one more seed:
-    the full space draws the conditional parameter, and the trials end on different mIoUs (about 40 s)."""
+    the full space draws the conditional parameter, and the trials end on different mIoUs (about 40 s). It
+    selects by a label-free validator, target entropy, as a sweep on a real target would."""
     cwd = tmp_path_factory.mktemp("report")
     small = [arg for arg in tiny(cache_dir, iterations=8, eval_every=4) if not arg.startswith("--model.")]  # tinier nets all predict one class
     run = lsdseg("sweep", "--name", "r1", "--num-samples", "4", "--scheduler", "none", "--confirm-top", "1",
-                 "--confirm-seeds", "1", *small, cwd=cwd)
+                 "--confirm-seeds", "1", "--objective", "entropy", *small, cwd=cwd)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     return cwd
 
@@ -68,6 +69,8 @@ def test_report_renders_in_chromium_with_every_figure(sweep, chromium, tmp_path)
     confirmation = text.split("<h2>Confirmation on fresh seeds</h2>", 1)[1].split("</table>", 1)[0]
     assert confirmation.count("<tr") == 1 + 2 and "default weights" in confirmation  # the winner and the defaults
     assert "References: source only" in text
+    trust = text.split("<h2>Which validator to trust</h2>", 1)[1].split("</table>", 1)[0]
+    assert trust.count("<tr") == 1 + 5 and "This sweep selected by <code>entropy</code>" in trust  # every validator
     # 4 trials are too few for importance: the page says so instead of drawing noise
     assert "Importance is not shown: 4 completed trials, fewer than the 10" in text
     assert text.count("How far to trust this") == len(PNGS) + 1  # + parallel coordinates
@@ -98,6 +101,26 @@ def test_report_renders_in_chromium_with_every_figure(sweep, chromium, tmp_path)
 
 
 @pytest.mark.slow
+def test_the_sweep_minimised_target_entropy(sweep):
+    """Each trial told Optuna minus the mean entropy of its last 3 evaluations (higher is better), every run
+    logged every validator at every evaluation, and the parent run names its objective."""
+    import optuna
+
+    state = json.loads((sweep / "sweeps" / "r1" / "sweep.json").read_text())
+    client = MlflowClient(state["tracking_uri"])
+    assert client.get_run(state["parent_run_id"]).data.tags["objective"] == "entropy"
+    runs = children_of(client, state["parent_run_id"], state["experiment_id"])
+    study = optuna.load_study(study_name="r1", storage=f"sqlite:///{sweep}/sweeps/r1/optuna.db")
+    for run in runs:
+        assert {f"val/{name}" for name in ("source_miou", "entropy", "im", "snd", "dev")} <= set(run.data.metrics)
+        entropy = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "val/entropy"), key=lambda m: m.step)]
+        assert len(entropy) == 2  # iterations 4 and 8
+        if run.data.tags["phase"] == "search":
+            value = study.trials[int(run.data.tags["optuna_trial_number"])].value
+            assert value == pytest.approx(-sum(entropy[-3:]) / len(entropy[-3:]))
+
+
+@pytest.mark.slow
 def test_export_then_train_reproduces_the_best_trial(sweep, tmp_path):
     folder = sweep / "sweeps" / "r1"
     run = lsdseg("export", str(folder), "--out", str(tmp_path / "best.yaml"), "--register", "lsdseg-r1", cwd=sweep)
@@ -116,7 +139,9 @@ def test_export_then_train_reproduces_the_best_trial(sweep, tmp_path):
     client = MlflowClient(json.loads((folder / "sweep.json").read_text())["tracking_uri"])
     version = client.get_model_version("lsdseg-r1", "1")
     assert version.tags["sweep"] == "r1" and float(version.tags["miou"]) == pytest.approx(best["miou"], abs=1e-4)
-    assert [a.path for a in client.list_artifacts(version.run_id, "best_checkpoint")] == ["best_checkpoint/checkpoint.pt"]
+    # the checkpoint, and the schedule of values that trained it (lsdseg.sweep.schedule)
+    assert [a.path for a in client.list_artifacts(version.run_id, "best_checkpoint")] == ["best_checkpoint/checkpoint.pt",
+                                                                                        "best_checkpoint/lineage.json"]
 
 
 @pytest.mark.slow

@@ -93,6 +93,19 @@ def test_population_based_training_replays_its_schedules_on_every_seed(tmp_path,
     assert "scheduler pbt needs its whole population" in lsdseg("sweep", "--scheduler", "pbt", cwd=tmp_path).stderr
 
 
+@pytest.mark.slow
+def test_a_sweep_without_target_labels_selects_by_a_validator(tmp_path, cache_dir):
+    """A real setup: the target's labels are not used. Information maximisation steers the sweep; no run
+    logs a target mIoU, so nothing was selected on it."""
+    run = lsdseg("sweep", "--name", "u1", "--num-samples", "2", "--scheduler", "none", "--confirm-top", "1", "--confirm-seeds", "1",
+                 "--no-references", "--objective", "im", "--data.target_labels=false", *tiny(cache_dir, iterations=4), cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    state = json.loads((tmp_path / "sweeps" / "u1" / "sweep.json").read_text())
+    runs = children_of(MlflowClient(state["tracking_uri"]), state["parent_run_id"], state["experiment_id"])
+    assert len(runs) == 2 + 2 and all("val/im" in r.data.metrics and "miou" not in r.data.metrics for r in runs)
+    assert "score (mean of the last 3 evaluations of im" in run.stdout and "winner:" in run.stdout
+
+
 def _kill_tree(processes) -> None:
     for proc in processes:
         try:
@@ -182,6 +195,7 @@ def test_warm_start_copies_finished_trials_and_refuses_another_space(interrupted
     (["--train.iterationz=3"], "unknown config key 'train.iterationz'"),
     (["--num-samples", "0"], "bad sweep option num_samples"),
     (["--warm-start", "nosuch"], "no sweep 'nosuch'"),
+    (["--data.target_labels=false"], "train.objective=target_miou needs target labels"),  # the default objective
 ])
 def test_bad_space_or_config_fails_before_ray_starts(tmp_path, args, message):
     import time

@@ -12,6 +12,8 @@ from typing import Any, Literal, Optional
 
 from mlflow.tracking import MlflowClient
 
+from lsdseg.objectives import VALIDATORS
+
 Phase = Literal["search", "confirm"]
 
 
@@ -28,6 +30,7 @@ class TrialRecord:
     scores: tuple[tuple[int, float], ...]  # (iteration, smoothed objective, higher is better) that steered the search
     per_class: dict[str, float] = field(default_factory=dict)  # IoU by class at the last evaluation
     confirm_rank: Optional[int] = None  # confirmation runs: the rank of the configuration they confirm (0: defaults)
+    validators: dict[str, tuple[tuple[int, float], ...]] = field(default_factory=dict)  # (iteration, value) by validator
 
     @property
     def miou(self) -> float:
@@ -88,6 +91,6 @@ def load_records(client: MlflowClient, experiment_id: str, parent_run_id: str, p
             number=number, seed=_int(tags.get("seed")) or 0, status=tags.get("status", "running"), params=dict(params),
             history=curve("miou"), scores=curve("score"),
             per_class={k.split("/", 1)[1]: v for k, v in run.data.metrics.items() if k.startswith("iou/")},
-            confirm_rank=rank,
+            confirm_rank=rank, validators={name: curve(f"val/{name}") for name in VALIDATORS},
         ))
     return sorted(records, key=lambda t: (t.phase != "search", t.number is None, t.number or 0, t.seed))

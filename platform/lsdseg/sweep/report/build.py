@@ -5,6 +5,7 @@ under `report/`. Every figure carries a caption saying how far it can be trusted
 from __future__ import annotations
 
 import base64
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -12,15 +13,17 @@ from typing import Any, Optional
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
+from mlflow.entities import Metric
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from plotly import graph_objects as go
 
 from lsdseg.data.base import DataError
-from lsdseg.sweep.report import confirmation, figures, study_figures
+from lsdseg.sweep.report import confirmation, figures, study_figures, validators
 from lsdseg.sweep.report.examples import target_examples
 from lsdseg.sweep.report.fmt import number, percent
 from lsdseg.sweep.results import SweepResults
+from lsdseg.sweep.trust import assess_all
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,20 @@ def _confirmation(results: SweepResults, out: Path) -> dict[str, Any]:
             "winner": winner.candidate.label if winner else None}
 
 
+def _validators(results: SweepResults, out: Path) -> dict[str, Any]:
+    """The "Which validator to trust" section; its figures also go to the parent run as metrics."""
+    trusts = assess_all(results.trials)
+    now = int(time.time() * 1000)
+    metrics = [Metric(f"trust/{t.name}/{key}", value, now, 0) for t in trusts
+               for key, value in (("spearman", t.spearman), ("kendall", t.kendall), ("regret_within", t.regret_within),
+                                  ("regret_across", t.regret_across)) if not math.isnan(value)]
+    if metrics:
+        results.client.log_batch(results.parent_run_id, metrics=metrics)
+    return {"figure": _save("Validators against target mIoU", "validators.png", validators.CAPTION, validators.figure(results.trials), out),
+            "rows": validators.rows(trusts), "baseline": validators.baseline(results.trials),
+            "objective": results.objective, "absent": None if trusts else validators.UNLABELLED}
+
+
 def write_report(sweep: str | Path, out: Optional[Path] = None, examples: int = 4) -> Path:
     results = SweepResults(sweep)
     out = Path(out) if out is not None else results.folder / "report"
@@ -92,6 +109,7 @@ def write_report(sweep: str | Path, out: Optional[Path] = None, examples: int = 
     ranked = results.ranked()
     with plt.style.context("ggplot"):
         confirmed = _confirmation(results, out)
+        trust = _validators(results, out)
         made = [
             ("Optimisation history", "history.png", figures.CAPTIONS["history"], figures.history(results.search, results.objective)),
             ("mIoU and score of the top trials", "curves.png", figures.CAPTIONS["curves"], figures.curves(ranked, objective=results.objective)),
@@ -111,12 +129,12 @@ def write_report(sweep: str | Path, out: Optional[Path] = None, examples: int = 
         references=", ".join(f"{k.replace('_', ' ')} {results.text(v) if k == 'default_weights' else percent(v)}"
                              for k, v in results.references.items()) or "none",
         smoothing=settings.get("smoothing"), scheduler=settings.get("scheduler"), replay=results.state.get("stopping_replay"),
-        confirmation=confirmed, sections=sections,
+        confirmation=confirmed, trust=trust, sections=sections,
         plotly_js=Markup(study_figures.plotly_js()) if any(s.html for s in sections) else None,
     )
     html = out / "report.html"
     html.write_text(page)
-    figure_files = [s.file for s in [confirmed.get("figure"), *sections] if s is not None and not s.note]
+    figure_files = [s.file for s in [confirmed.get("figure"), trust["figure"], *sections] if s is not None and not s.note]
     for path in [html, *(out / f for f in figure_files)]:
         results.client.log_artifact(results.parent_run_id, str(path), "report")
     return html

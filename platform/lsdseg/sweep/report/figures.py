@@ -66,7 +66,8 @@ def curves(ranked: Sequence[TrialRecord], top: int = 5, objective: Objective = "
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for t in shown:
         steps, values = zip(*t.history)
-        line, = ax.plot(steps, [v * 100 for v in values], marker="o", markersize=3, linewidth=0.8, alpha=0.6)
+        own = None if objective == "target_miou" else f"{t.label} ({t.status})"  # else the score line carries the label
+        line, = ax.plot(steps, [v * 100 for v in values], marker="o", markersize=3, linewidth=0.8, alpha=0.6, label=own)
         if t.scores and objective == "target_miou":
             steps, values = zip(*t.scores)
             ax.plot(steps, [v * 100 for v in values], color=line.get_color(), linewidth=2.2, label=f"{t.label} ({t.status})")
