@@ -17,7 +17,8 @@ def lsdseg(*args, cwd):
 def test_smoke_train_then_eval(tmp_path, cache_dir):
     run = lsdseg("train", "--smoke-test", f"--data.cache_dir={cache_dir}", "--train.threads=1", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
-    assert "target mIoU (8 classes) at iteration 2" in run.stdout
+    assert "target mIoU (8 classes) at the last evaluation (iteration 2)" in run.stdout
+    assert "selected by target_miou" in run.stdout and "(an oracle figure: picked on target labels)" in run.stdout
     ckpt = next(line.split(": ", 1)[1] for line in run.stdout.splitlines() if line.startswith("checkpoint: "))
     assert ckpt.startswith(str(tmp_path / "runs"))  # default run folder under the working directory
 

@@ -192,3 +192,15 @@ def test_wrong_label_kind_is_reported(tmp_path, name, write):
     with pytest.raises(DataError) as err:
         LAYOUTS[name].module.read_label(path)
     assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+def test_cityscapes_without_gtfine_is_read_unlabelled_and_a_labelled_use_says_what_to_do(tmp_path):
+    """A Cityscapes download without gtFine: the target training split (and a validation split used without
+    its labels) is read; asking for its labels names the fix, a label-free objective."""
+    layout = LAYOUTS["cityscapes"]
+    layout.build(tmp_path)
+    shutil.rmtree(tmp_path / "gtFine")
+    unlabelled = cityscapes.samples(tmp_path, "train", labelled=False)
+    assert [s.label for s in unlabelled] == [None, None] and len({s.image for s in unlabelled}) == 2
+    with pytest.raises(DataError, match="gtFine/train not found.*data.target_labels=false.*objective"):
+        cityscapes.samples(tmp_path, "train")

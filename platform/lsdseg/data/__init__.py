@@ -25,9 +25,12 @@ def _cache(cfg: DataConfig) -> Optional[Path]:
 def prepare(cfg: DataConfig, show_progress: bool) -> None:
     """Check every real dataset's folder, then generate the built-in benchmark now if a domain uses it (once
     per cache), with a progress bar. Checks first: a wrong path must not cost a benchmark generation."""
+    # the target's training split is read without labels here (only the oracle mode reads them, and
+    # checks them when it builds that dataset)
+    labelled = {"source": True, "source_val": True, "target": False, "target_val": cfg.target_labels}
     for role, domain in (("source", cfg.source), ("source_val", cfg.source), ("target", cfg.target), ("target_val", cfg.target_val)):
         if domain.name != "synthetic":
-            MODULES[domain.name].samples(dataset_root(domain, cfg, role), split_of(domain, role))
+            MODULES[domain.name].samples(dataset_root(domain, cfg, role), split_of(domain, role), labelled[role])
     if "synthetic" not in {cfg.source.name, cfg.target.name, cfg.target_val.name}:
         return
     if synthetic.benchmark_dir(_cache(cfg), cfg.synthetic_seed, cfg.synthetic_size).is_dir():
@@ -67,7 +70,7 @@ def train_dataset(domain: DomainData, cfg: DataConfig, role: str, labelled: bool
     module = MODULES[domain.name]
     root = dataset_root(domain, cfg, role)
     return SegmentationDataset(
-        module.samples(root, split_of(domain, role)), module.read_label,
+        module.samples(root, split_of(domain, role), labelled), module.read_label,
         module.train_transform(cfg.crop_height, cfg.crop_width), labelled=labelled,
     )
 
@@ -75,7 +78,7 @@ def train_dataset(domain: DomainData, cfg: DataConfig, role: str, labelled: bool
 def val_dataset(domain: DomainData, cfg: DataConfig, role: str = "target_val", labelled: bool = True) -> SegmentationDataset:
     """Whole images resized to the eval size; labels (unless not `labelled`) stay at their own resolution."""
     module = MODULES[domain.name]
-    samples = module.samples(dataset_root(domain, cfg, role), split_of(domain, role))
+    samples = module.samples(dataset_root(domain, cfg, role), split_of(domain, role), labelled)
     limit = cfg.source_val_limit if role == "source_val" else cfg.val_limit
     if limit is not None:
         samples = samples[:limit]

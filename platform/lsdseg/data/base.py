@@ -153,10 +153,14 @@ def require_dirs(root: Path, *subdirs: str) -> None:
             raise DataError(f"{path} not found: set the dataset root to the folder that holds {holds}")
 
 
-def pair_samples(images: list[Path], label_for: Callable[[Path], Path], where: str) -> list[Sample]:
-    """Sorted image/label samples; only existence is checked here, the label's kind is checked on read."""
+def pair_samples(images: list[Path], label_for: Callable[[Path], Path], where: str, labelled: bool = True) -> list[Sample]:
+    """Sorted image/label samples; only existence is checked here, the label's kind is checked on read.
+    Without `labelled` (a split used without its labels) no label file is needed, nor looked for."""
     samples = []
     for image in sorted(images):
+        if not labelled:
+            samples.append(Sample(image, None))
+            continue
         label = label_for(image)
         if not label.is_file():
             raise DataError(f"image {image} has no label file {label}: add the label or remove the image")

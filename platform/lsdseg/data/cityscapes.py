@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lsdseg.data.base import RandomCrop, Sample, check_split, pair_samples, read_id_map, require_dirs
+from lsdseg.data.base import DataError, RandomCrop, Sample, check_split, pair_samples, read_id_map, require_dirs
 from lsdseg.data.labels import CITYSCAPES_ID_TO_TRAIN, lookup_table
 
 SPLITS = ("train", "val", "test")
@@ -19,17 +19,22 @@ IMAGE_SUFFIX, LABEL_SUFFIX = "_leftImg8bit.png", "_gtFine_labelIds.png"
 _TABLE = lookup_table(CITYSCAPES_ID_TO_TRAIN, 256)
 
 
-def samples(root: Path, split: str) -> list[Sample]:
+def samples(root: Path, split: str, labelled: bool = True) -> list[Sample]:
+    """Without `labelled` (the unlabelled target training split, or a validation split used without its
+    labels) gtFine is not needed: a Cityscapes download without it works for adaptation."""
     root = Path(root)
     check_split(split, SPLITS, root)
-    require_dirs(root, f"leftImg8bit/{split}", f"gtFine/{split}")
+    require_dirs(root, f"leftImg8bit/{split}")
+    if labelled and not (root / "gtFine" / split).is_dir():
+        raise DataError(f"{root / 'gtFine' / split} not found: add Cityscapes' gtFine labels, or use the split without "
+                        "labels (data.target_labels=false, and a label-free --objective: source_miou, entropy, im, snd or dev)")
 
     def label_for(image: Path) -> Path:
         stem = image.name[: -len(IMAGE_SUFFIX)]
         return root / "gtFine" / split / image.parent.name / f"{stem}{LABEL_SUFFIX}"
 
     images = list((root / "leftImg8bit" / split).glob(f"*/*{IMAGE_SUFFIX}"))
-    return pair_samples(images, label_for, f"split {split!r} of {root}")
+    return pair_samples(images, label_for, f"split {split!r} of {root}", labelled)
 
 
 def read_label(path: Path) -> np.ndarray:

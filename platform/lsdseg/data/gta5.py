@@ -31,12 +31,12 @@ def _in_split(image: Path, split: str) -> bool:
     return 1 <= index < FIRST_VAL and index not in REMOVED
 
 
-def samples(root: Path, split: str) -> list[Sample]:
+def samples(root: Path, split: str, labelled: bool = True) -> list[Sample]:
     root = Path(root)
     check_split(split, SPLITS, root)
-    require_dirs(root, "images", "labels")
+    require_dirs(root, "images", *(["labels"] if labelled else []))
     images = [p for p in (root / "images").glob("*.png") if _in_split(p, split)]
-    return pair_samples(images, lambda image: root / "labels" / image.name, f"split {split!r} of {root}")
+    return pair_samples(images, lambda image: root / "labels" / image.name, f"split {split!r} of {root}", labelled)
 
 
 def read_label(path: Path) -> np.ndarray:

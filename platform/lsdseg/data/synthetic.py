@@ -80,13 +80,13 @@ def ensure_benchmark(
     return root
 
 
-def samples(root: Path, split: str) -> list[Sample]:
+def samples(root: Path, split: str, labelled: bool = True) -> list[Sample]:
     """The (image, label) pairs of one split of a folder made by `ensure_benchmark`."""
     check_split(split, SPLITS, root)
     require_dirs(root, split)
     images = list((Path(root) / split).glob("*_image.png"))
     return pair_samples(images, lambda image: image.with_name(image.name.replace("_image.png", "_label.png")),
-                        f"split {split!r} of {root}")
+                        f"split {split!r} of {root}", labelled)
 
 
 def read_label(path: Path) -> np.ndarray:

@@ -19,15 +19,15 @@ SPLITS = {"train": range(0, 9300), "val": range(9300, 9400), "all": None}
 _TABLE = lookup_table(SYNTHIA_ID_TO_TRAIN, 1 << 16)
 
 
-def samples(root: Path, split: str) -> list[Sample]:
+def samples(root: Path, split: str, labelled: bool = True) -> list[Sample]:
     root = Path(root)
     check_split(split, tuple(SPLITS), root)
-    require_dirs(root, "RGB", "GT/LABELS")
+    require_dirs(root, "RGB", *(["GT/LABELS"] if labelled else []))
     ids = SPLITS[split]
     images = [
         p for p in (root / "RGB").glob("*.png") if ids is None or (p.stem.isdigit() and int(p.stem) in ids)
     ]
-    return pair_samples(images, lambda image: root / "GT" / "LABELS" / image.name, f"split {split!r} of {root}")
+    return pair_samples(images, lambda image: root / "GT" / "LABELS" / image.name, f"split {split!r} of {root}", labelled)
 
 
 def read_label(path: Path) -> np.ndarray:
