@@ -13,7 +13,7 @@ import pytest
 import torch
 from PIL import Image
 
-from lsdseg.data import cityscapes, gta5, synthia
+from lsdseg.data import cityscapes, gta5, synthetic, synthia
 from lsdseg.data.base import DataError, RandomCrop, SegmentationDataset
 from lsdseg.data.labels import IGNORE
 
@@ -204,3 +204,11 @@ def test_cityscapes_without_gtfine_is_read_unlabelled_and_a_labelled_use_says_wh
     assert [s.label for s in unlabelled] == [None, None] and len({s.image for s in unlabelled}) == 2
     with pytest.raises(DataError, match="gtFine/train not found.*data.target_labels=false.*objective"):
         cityscapes.samples(tmp_path, "train")
+
+
+def test_the_benchmark_cache_honours_xdg_cache_home(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert synthetic.benchmark_dir(None, 0, 8).parent == tmp_path / "xdg" / "lsdseg"
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    assert synthetic.benchmark_dir(None, 0, 8).parent == tmp_path / "home" / ".cache" / "lsdseg"

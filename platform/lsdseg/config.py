@@ -51,7 +51,7 @@ class DataConfig:
     # False: the target validation split is used without its labels, as on real data (no target mIoU; only
     # the label-free objectives of lsdseg.validators can select)
     target_labels: bool = True
-    cache_dir: Optional[str] = None  # built-in benchmark cache; default ~/.cache/lsdseg
+    cache_dir: Optional[str] = None  # built-in benchmark cache; default $XDG_CACHE_HOME/lsdseg or ~/.cache/lsdseg
     synthetic_seed: int = 0  # the built-in benchmark is a pure function of this seed
     synthetic_size: int = Field(600, gt=0)  # images per built-in split
 

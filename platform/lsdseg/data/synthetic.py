@@ -36,8 +36,13 @@ def render(seed: int, split: str, index: int, height: int = 80, width: int = 160
     return paint(sc, np.random.default_rng([seed, number, index, 1])), sc.label
 
 
+def default_cache() -> Path:
+    """$XDG_CACHE_HOME/lsdseg, else ~/.cache/lsdseg (the XDG base directory rule)."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "lsdseg"
+
+
 def benchmark_dir(cache_dir: Optional[Path], seed: int, size: int, height: int = 80, width: int = 160) -> Path:
-    base = Path(cache_dir) if cache_dir is not None else Path.home() / ".cache" / "lsdseg"
+    base = Path(cache_dir) if cache_dir is not None else default_cache()
     return base / f"synthetic-{VERSION}-seed{seed}-n{size}-{height}x{width}"
 
 
