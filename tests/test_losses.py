@@ -38,3 +38,12 @@ def test_labels_for_d_keeps_orientation_and_ignore():
 
 def test_reconstruction_l1_is_a_mean():
     assert math.isclose(reconstruction_l1(torch.ones(1, 3, 2, 2), torch.zeros(1, 3, 2, 2)).item(), 1.0)
+
+
+def test_the_docstring_examples_hold():
+    import doctest
+
+    from lsdseg import losses
+
+    result = doctest.testmod(losses, optionflags=doctest.ELLIPSIS)
+    assert result.attempted >= 1 and result.failed == 0

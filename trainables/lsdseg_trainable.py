@@ -10,11 +10,10 @@ from __future__ import annotations
 
 import gc
 import math
-import os
 import statistics
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Optional, Sequence
+from typing import Any, Sequence
 
 import ray
 import torch
@@ -39,11 +38,9 @@ def result_metrics(ev: EvalReport, objective: Objective, iterations: int, recent
     }
 
 
-def lsdseg_trainable(sampled: dict[str, Any], base: dict[str, Any], smoothing: int, tracking_uri: Optional[str] = None,
+def lsdseg_trainable(sampled: dict[str, Any], base: dict[str, Any], smoothing: int,
                      changes: Sequence[tuple[int, dict[str, Any]]] = ()) -> None:
     """`changes`: later (step, values) of a schedule that starts with `sampled`; a search trial has none."""
-    if tracking_uri:  # the driver logs every trial; this only keeps any MLflow call in a trial on the same store
-        os.environ["MLFLOW_TRACKING_URI"] = tracking_uri
     ctx = tune.get_context()
     trial_dir = Path(ctx.get_trial_dir())
     cpus = max(1, int(ctx.get_trial_resources().required_resources.get("CPU", 1)))
@@ -74,15 +71,15 @@ def lsdseg_trainable(sampled: dict[str, Any], base: dict[str, Any], smoothing: i
             torch.cuda.empty_cache()
 
 
-def confirm_trainable(config: dict[str, Any], base: dict[str, Any], smoothing: int, tracking_uri: Optional[str] = None) -> None:
+def confirm_trainable(config: dict[str, Any], base: dict[str, Any], smoothing: int) -> None:
     """A confirmation run: `config["point"]` holds the configuration's values (and any later changes of a
     PBT schedule) and the training seed."""
     point = config["point"]
     seed = {"train.seed": point["seed"]}
     changes = [(step, {**values, **seed}) for step, values in point.get("changes", ())]
-    lsdseg_trainable({**point["params"], **seed}, base, smoothing, tracking_uri, changes)
+    lsdseg_trainable({**point["params"], **seed}, base, smoothing, changes)
 
 
-def pbt_trainable(config: dict[str, Any], base: dict[str, Any], smoothing: int, tracking_uri: Optional[str] = None) -> None:
+def pbt_trainable(config: dict[str, Any], base: dict[str, Any], smoothing: int) -> None:
     """A member of a PBT population: its values (which PBT perturbs in place) sit under one key."""
-    lsdseg_trainable(population.values(config), base, smoothing, tracking_uri)
+    lsdseg_trainable(population.values(config), base, smoothing)

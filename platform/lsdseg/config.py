@@ -21,7 +21,6 @@ _STRICT = ConfigDict(extra="forbid", frozen=True, validate_default=True)
 
 Mode = Literal["lsd", "source_only", "target_oracle"]
 DatasetName = Literal["synthetic", "gta5", "synthia", "cityscapes"]
-PositiveFloat = Field(gt=0)
 
 
 @dataclass(config=_STRICT)

@@ -82,17 +82,14 @@ class RandomCrop:
 
 @dataclass(frozen=True)
 class Resize:
-    """Whole-image resize for evaluation; labels keep their resolution unless `resize_label`."""
+    """Whole-image resize for evaluation; labels keep their own resolution (predictions are compared there)."""
 
     height: int
     width: int
-    resize_label: bool = False
 
     def __call__(self, image, label, rng):
         if image.size != (self.width, self.height):
             image = image.resize((self.width, self.height), Image.LANCZOS)
-        if label is not None and self.resize_label and label.shape != (self.height, self.width):
-            label = np.asarray(Image.fromarray(label).resize((self.width, self.height), Image.NEAREST))
         return image, label
 
 

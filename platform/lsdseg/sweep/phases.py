@@ -66,8 +66,8 @@ def can_restore(layout: SweepLayout, s: SweepSettings, phase: str) -> bool:
     return tune.Tuner.can_restore(_path(layout, s, phase))
 
 
-def _trainable(fn, tree: dict, s: SweepSettings, uri: str):
-    trainable = tune.with_parameters(fn, base=tree, smoothing=s.smoothing, tracking_uri=uri)
+def _trainable(fn, tree: dict, s: SweepSettings):
+    trainable = tune.with_parameters(fn, base=tree, smoothing=s.smoothing)
     return tune.with_resources(trainable, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
 
 
@@ -121,7 +121,7 @@ def _search_fn(s: SweepSettings):
 
 
 def search(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict) -> tune.ResultGrid:
-    trainable = _trainable(_search_fn(s), tree, s, state["tracking_uri"])
+    trainable = _trainable(_search_fn(s), tree, s)
     if can_restore(layout, s, "search"):
         tuner = tune.Tuner.restore(_path(layout, s, "search"), trainable=trainable, resume_unfinished=True, resume_errored=True)
     else:
@@ -155,7 +155,7 @@ def search(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict) -> tu
 
 def search_results(layout: SweepLayout, s: SweepSettings, tree: dict) -> tune.ResultGrid:
     """The finished search's results (checkpoints), without running anything."""
-    return tune.Tuner.restore(_path(layout, s, "search"), trainable=_trainable(_search_fn(s), tree, s, "")).get_results()
+    return tune.Tuner.restore(_path(layout, s, "search"), trainable=_trainable(_search_fn(s), tree, s)).get_results()
 
 
 def plan_confirmation(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict) -> dict | None:
@@ -183,7 +183,7 @@ def _schedules(layout: SweepLayout, s: SweepSettings, tree: dict, trials: list) 
 
 
 def confirm(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict) -> tune.ResultGrid:
-    trainable = _trainable(confirm_trainable, tree, s, state["tracking_uri"])
+    trainable = _trainable(confirm_trainable, tree, s)
     runs = state["confirm"]["runs"]
     if can_restore(layout, s, "confirm"):
         tuner = tune.Tuner.restore(_path(layout, s, "confirm"), trainable=trainable, resume_unfinished=True, resume_errored=True)
