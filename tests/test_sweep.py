@@ -106,6 +106,18 @@ def test_a_sweep_without_target_labels_selects_by_a_validator(tmp_path, cache_di
     assert "score (mean of the last 3 evaluations of im" in run.stdout and "winner:" in run.stdout
 
 
+@pytest.mark.slow
+def test_a_sweep_in_which_no_trial_completes_fails_and_names_no_winner(tmp_path, cache_dir):
+    run = lsdseg("sweep", "--name", "f1", "--num-samples", "2", "--max-failures", "0", "--no-references", "--confirm-top", "0",
+                 "--train.crash_at=1", *tiny(cache_dir, iterations=4), cwd=tmp_path)
+    folder = tmp_path / "sweeps" / "f1"
+    assert run.returncode == 1 and "no search trial completed" in run.stderr and "Traceback" not in run.stderr
+    assert not (folder / "best.json").exists() and not (folder / "best_config.yaml").exists()
+    assert json.loads((folder / "sweep.json").read_text())["status"] == "failed"
+    resumed = lsdseg("sweep", "--resume", str(folder), cwd=tmp_path)
+    assert resumed.returncode == 1 and "ended with no completed trial" in resumed.stderr
+
+
 def _kill_tree(processes) -> None:
     for proc in processes:
         try:
@@ -196,6 +208,7 @@ def test_warm_start_copies_finished_trials_and_refuses_another_space(interrupted
     (["--num-samples", "0"], "bad sweep option num_samples"),
     (["--warm-start", "nosuch"], "no sweep 'nosuch'"),
     (["--data.target_labels=false"], "train.objective=target_miou needs target labels"),  # the default objective
+    (["--data.source.name=gta5", "--data.source.root=/no/such/dir"], "/no/such/dir not found"),  # checked as train does
 ])
 def test_bad_space_or_config_fails_before_ray_starts(tmp_path, args, message):
     import time

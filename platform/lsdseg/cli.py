@@ -182,6 +182,9 @@ def sweep(ctx: click.Context, config_paths: tuple[str, ...], resume_dir: str | N
         click.echo(f"interrupted: unfinished runs are marked KILLED in MLflow; continue with:\n  lsdseg sweep --resume {stop.folder}", err=True)
         sys.exit(130)
     click.echo(leaderboard.render(results))
+    if results.state["status"] == "failed":
+        raise SweepError(f"no search trial completed, so there is no winner: see the errors in {results.layout.log} "
+                         "and in MLflow (each errored run's error.txt), fix them, and start a new sweep")
 
 
 @main.command()

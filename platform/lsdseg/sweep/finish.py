@@ -101,7 +101,9 @@ def finish(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict, clien
         metrics, now = _metrics(win, best, state["references"]), int(time.time() * 1000)
         client.log_batch(parent, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if not math.isnan(v)])
         state["stopping_replay"] = _replay(results, s, tree, win.candidate.number if win else best.number)
-    state |= {"status": "finished", "phase": "done"}
+    # a sweep in which no search trial completed has no winner: it failed, and says so
+    failed = not any(t.status == "completed" for t in results.search)
+    state |= {"status": "failed" if failed else "finished", "phase": "done"}
     write_state(layout, state)
-    client.set_terminated(parent, "FINISHED")
+    client.set_terminated(parent, "FAILED" if failed else "FINISHED")
     return SweepResults(layout)

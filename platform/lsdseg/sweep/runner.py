@@ -19,6 +19,7 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from lsdseg.config import Config
 from lsdseg.config_io import dump_config, field_paths, load_config, to_dict, with_values
+from lsdseg.data import prepare
 from lsdseg.runinfo import git_sha
 from lsdseg.sweep import console, phases
 from lsdseg.sweep.errors import SweepError, SweepInterrupted
@@ -65,6 +66,7 @@ def start_sweep(s: SweepSettings, cfg: Config, verbose: bool = False) -> SweepRe
         raise SweepError("a sweep on a cluster needs storage every node reaches for its checkpoints: "
                          "pass --storage s3://bucket/prefix or a folder mounted on every node (or set LSDSEG_STORAGE)")
     s = dataclasses.replace(s, storage=_shared(s.storage))
+    prepare(cfg.data, show_progress=True)  # the datasets' folders, as `lsdseg train` checks them; the benchmark, once
     tree = to_dict(cfg)
     distributions = check_space(load_space(s.space), s.space, tree)
     warm = load_warm_start(s.warm_start, distributions)
@@ -107,6 +109,8 @@ def resume_sweep(folder: Path, changes: dict[str, Any], verbose: bool = False) -
     state = read_state(layout)
     if state["status"] == "finished":
         raise SweepError(f"sweep {layout.folder} has finished: to search further, start a new sweep with --warm-start {layout.folder}")
+    if state["status"] == "failed":
+        raise SweepError(f"sweep {layout.folder} ended with no completed trial: fix the errors in {layout.log} and start a new sweep")
     planned = state["settings"]["num_samples"]
     if changes.get("num_samples", planned) != planned and state["phase"] != "search":
         raise SweepError(f"sweep {layout.folder} has finished its search (it is confirming): resume it without --num-samples, "
