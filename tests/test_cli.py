@@ -52,3 +52,22 @@ def test_wrong_kind_of_checkpoint(tmp_path):
 def test_config_prints_every_key(tmp_path):
     run = lsdseg("config", "--loss.g_rec=0.5", cwd=tmp_path)
     assert run.returncode == 0 and "g_rec: 0.5" in run.stdout and "f_bias_lr_mult" in run.stdout
+
+
+def test_a_data_error_in_a_loader_worker_is_one_line(tmp_path):
+    """With loader processes (the vgg16 config sets 4), a bad label is found in a worker, and torch wraps its
+    traceback around the message: the user still gets one line (after the progress bar's own)."""
+    from PIL import Image
+
+    root = tmp_path / "gta"
+    for folder in ("images", "labels"):
+        (root / folder).mkdir(parents=True)
+    for index in (1, 2, 3, 24000):  # 24000: GTA5's validation split starts there
+        Image.new("RGB", (96, 48)).save(root / "images" / f"{index:05d}.png")
+        label = Image.new("RGB", (96, 48)) if index == 2 else Image.new("L", (96, 48), 7)  # a colour label: wrong kind
+        label.save(root / "labels" / f"{index:05d}.png")
+    run = lsdseg("train", "--data.source.name=gta5", f"--data.source.root={root}", "--data.num_workers=2", "--train.iterations=4",
+                 "--train.eval_every=4", "--data.batch_size=2", "--data.crop_height=32", "--data.crop_width=64", cwd=tmp_path)
+    errors = [line for line in run.stderr.splitlines() if line.startswith("Error")]
+    assert run.returncode == 1 and "Traceback" not in run.stderr and len(errors) == 1
+    assert "00002.png is a 'RGB' image" in errors[0]

@@ -29,13 +29,23 @@ USER_ERRORS = (ConfigError, DataError, CheckpointError, PretrainedError, ResumeE
 EXTRA = {"ignore_unknown_options": True, "allow_extra_args": True}
 
 
+def _message(err: Exception) -> str:
+    """The error's own message. One raised in a data-loader worker arrives in the main process with the
+    worker's traceback around it (torch's ExceptionWrapper): its last line is the original message."""
+    text = str(err).strip()
+    if "Original Traceback" in text:
+        last = text.splitlines()[-1]
+        text = last.split(": ", 1)[1] if ": " in last else last
+    return text
+
+
 def one_line_errors(fn):
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
         except USER_ERRORS as err:
-            raise click.ClickException(str(err)) from None
+            raise click.ClickException(_message(err)) from None
         except KeyboardInterrupt:
             click.echo("interrupted: the last evaluation's checkpoint is kept; continue with --resume", err=True)
             sys.exit(130)

@@ -180,49 +180,51 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
     count = 0
     status, message = "completed", f"completed {t.iterations} iterations"
     bar = tqdm(total=t.iterations, initial=start, disable=not progress, desc=t.mode, unit="it", dynamic_ncols=True)
-    step = start
-    for step in range(start + 1, t.iterations + 1):
-        set_f_lr(opts.f, cfg.optim, step)
-        batch = next(labelled)
-        x_s, y_s = batch["image"].to(device, non_blocking=True), batch["label"].to(device, non_blocking=True)
-        x_t = next(unlabelled)["image"].to(device, non_blocking=True) if adapt else None
-        if channels_last:
-            x_s = x_s.contiguous(memory_format=torch.channels_last)
-            x_t = x_t.contiguous(memory_format=torch.channels_last) if x_t is not None else None
-        if step == t.explode_at:
-            x_s = x_s * float("nan")  # testing aid: a real NaN flowing through the networks
-        if step == t.crash_at:
-            raise InjectedCrash(f"train.crash_at={step}: a deliberate crash, to test how sweeps handle one")
-        losses = train_step(nets, opts, x_s, y_s, x_t, cfg.loss, autocast)
-        values = torch.stack([v.float() for v in losses.values()]).cpu()  # one device sync per step
-        if not bool(torch.isfinite(values).all()):
-            name, value = next((k, v) for k, v in zip(losses, values.tolist()) if not math.isfinite(v))
-            status, message = "diverged", f"{name} became {value} at iteration {step}"
-            break
-        for k, v in zip(losses, values.tolist()):
-            sums[k] += v
-        count += 1
-        bar.update(1)
-        if step % t.eval_every == 0 or step == t.iterations:
-            ev = validate(nets.f, val, source_val, device, autocast, classes, cfg.data.target_labels, channels_last)
-            path = ckpt_dir / f"step_{step:07d}" / "checkpoint.pt"
-            target = ev.target
-            rep = EvalReport(step, target.miou if target else math.nan, target.per_class_iou if target else {},
-                             {k: v / count for k, v in sums.items()}, str(path), ev.validators)
-            rep = replace(rep, objective=rep.value(t.objective))
-            history.append(rep)
-            checkpoint.save(path, nets, opts, step, to_dict(cfg), {"history": [asdict(h) for h in history]})
-            if selected(history, t.objective) is rep:
-                _keep_selected(path, ckpt_dir)
-            _prune(ckpt_dir, t.keep_checkpoints)
-            with open(out / "metrics.jsonl", "a") as f:
-                f.write(json.dumps(asdict(rep)) + "\n")
-            bar.set_postfix({t.objective: f"{rep.objective:.3f}", "loss_f": f"{rep.losses['loss_f']:.3f}"})
-            if report is not None:
-                report(rep)
-            sums.clear()
-            count = 0
-    bar.close()
+    try:  # the bar ends its line whatever happens, so an error prints on a line of its own
+        step = start
+        for step in range(start + 1, t.iterations + 1):
+            set_f_lr(opts.f, cfg.optim, step)
+            batch = next(labelled)
+            x_s, y_s = batch["image"].to(device, non_blocking=True), batch["label"].to(device, non_blocking=True)
+            x_t = next(unlabelled)["image"].to(device, non_blocking=True) if adapt else None
+            if channels_last:
+                x_s = x_s.contiguous(memory_format=torch.channels_last)
+                x_t = x_t.contiguous(memory_format=torch.channels_last) if x_t is not None else None
+            if step == t.explode_at:
+                x_s = x_s * float("nan")  # testing aid: a real NaN flowing through the networks
+            if step == t.crash_at:
+                raise InjectedCrash(f"train.crash_at={step}: a deliberate crash, to test how sweeps handle one")
+            losses = train_step(nets, opts, x_s, y_s, x_t, cfg.loss, autocast)
+            values = torch.stack([v.float() for v in losses.values()]).cpu()  # one device sync per step
+            if not bool(torch.isfinite(values).all()):
+                name, value = next((k, v) for k, v in zip(losses, values.tolist()) if not math.isfinite(v))
+                status, message = "diverged", f"{name} became {value} at iteration {step}"
+                break
+            for k, v in zip(losses, values.tolist()):
+                sums[k] += v
+            count += 1
+            bar.update(1)
+            if step % t.eval_every == 0 or step == t.iterations:
+                ev = validate(nets.f, val, source_val, device, autocast, classes, cfg.data.target_labels, channels_last)
+                path = ckpt_dir / f"step_{step:07d}" / "checkpoint.pt"
+                target = ev.target
+                rep = EvalReport(step, target.miou if target else math.nan, target.per_class_iou if target else {},
+                                 {k: v / count for k, v in sums.items()}, str(path), ev.validators)
+                rep = replace(rep, objective=rep.value(t.objective))
+                history.append(rep)
+                checkpoint.save(path, nets, opts, step, to_dict(cfg), {"history": [asdict(h) for h in history]})
+                if selected(history, t.objective) is rep:
+                    _keep_selected(path, ckpt_dir)
+                _prune(ckpt_dir, t.keep_checkpoints)
+                with open(out / "metrics.jsonl", "a") as f:
+                    f.write(json.dumps(asdict(rep)) + "\n")
+                bar.set_postfix({t.objective: f"{rep.objective:.3f}", "loss_f": f"{rep.losses['loss_f']:.3f}"})
+                if report is not None:
+                    report(rep)
+                sums.clear()
+                count = 0
+    finally:
+        bar.close()
     mious = [h.miou for h in history]
     result = RunResult(
         status, step, mious[-1] if mious else math.nan, max(mious) if mious else math.nan,
