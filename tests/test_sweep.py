@@ -209,6 +209,8 @@ def test_warm_start_copies_finished_trials_and_refuses_another_space(interrupted
     (["--warm-start", "nosuch"], "no sweep 'nosuch'"),
     (["--data.target_labels=false"], "train.objective=target_miou needs target labels"),  # the default objective
     (["--data.source.name=gta5", "--data.source.root=/no/such/dir"], "/no/such/dir not found"),  # checked as train does
+    (["--tracking-uri", "foo://bar"], "MLflow store foo://bar cannot be reached"),
+    (["--tracking-uri", "http://127.0.0.1:9"], "MLflow store http://127.0.0.1:9 cannot be reached"),  # nothing listens there
 ])
 def test_bad_space_or_config_fails_before_ray_starts(tmp_path, args, message):
     import time

@@ -28,7 +28,7 @@ from lsdseg.sweep.layout import SweepLayout
 from lsdseg.sweep.results import SweepResults, read_state, write_state
 from lsdseg.sweep.settings import SweepSettings
 from lsdseg.sweep.spaces import check_space, load_space
-from lsdseg.sweep.tracking import default_tracking_uri, end_unfinished, start_parent
+from lsdseg.sweep.tracking import check_store, default_tracking_uri, end_unfinished, start_parent
 from lsdseg.sweep.warmstart import inside, load_warm_start, seed_study
 
 
@@ -73,6 +73,8 @@ def start_sweep(s: SweepSettings, cfg: Config, verbose: bool = False) -> SweepRe
     layout = SweepLayout((Path(s.root) / s.name).resolve())
     if layout.folder.exists():
         raise SweepError(f"sweep folder {layout.folder} exists: continue it with --resume {layout.folder}, or pick another --name")
+    uri = s.tracking_uri or default_tracking_uri()
+    check_store(uri)
     layout.folder.mkdir(parents=True)
     if s.space.endswith(".py"):  # the sweep keeps the space it runs: a resume reloads this copy
         shutil.copyfile(Path(s.space).expanduser().resolve(), layout.space_copy)
@@ -82,7 +84,6 @@ def start_sweep(s: SweepSettings, cfg: Config, verbose: bool = False) -> SweepRe
     with console.quiet(layout.log, verbose):
         if warm.trials:
             seed_study(layout.optuna_storage, s.name, warm)
-        uri = s.tracking_uri or default_tracking_uri()
         client = MlflowClient(uri)
         sha = git_sha()
         tags = {"git_sha": sha, "mlflow.source.git.commit": sha, "search_space": s.space, "sampler": s.searcher,

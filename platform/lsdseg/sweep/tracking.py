@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import time
 from pathlib import Path
 from typing import Any, Optional
@@ -18,12 +19,38 @@ from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
 from lsdseg.sweep import population
+from lsdseg.sweep.errors import SweepError
 from lsdseg.sweep.record import Phase
 from lsdseg.sweep.searcher import HonestOptunaSearch, trial_outcome
 
 
 def default_tracking_uri() -> str:
     return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def check_store(uri: str, timeout_s: int = 10) -> None:
+    """Reach the tracking store before a sweep writes anything, so that a mistyped or unreachable URI costs a
+    line, not a sweep folder that can be neither reused nor resumed. A server gets one request without
+    MLflow's retries (which back off for minutes); an sqlite file needs a folder to live in."""
+    if uri.startswith("sqlite:///"):
+        folder = Path(uri.removeprefix("sqlite:///")).parent
+        if not folder.is_dir():
+            raise SweepError(f"MLflow store {uri}: folder {folder} does not exist: create it, or pass another --tracking-uri")
+        return
+    names = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
+    saved = {k: os.environ.get(k) for k in names}
+    os.environ.update({names[0]: "0", names[1]: str(timeout_s)})
+    try:
+        MlflowClient(uri).search_experiments(max_results=1)
+    except Exception as err:  # any store's failure (unknown scheme, refused connection, timeout) is the user's to fix
+        reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
+        raise SweepError(f"MLflow store {uri} cannot be reached ({reason}): check --tracking-uri, or start the server") from None
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k)
+            else:
+                os.environ[k] = v
 
 
 def start_parent(client: MlflowClient, experiment: str, sweep: str, tags: dict[str, str]) -> tuple[str, str]:
