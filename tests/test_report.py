@@ -200,3 +200,14 @@ def test_per_class_figure_names_the_classes_in_label_order():
     ax = fig.axes[0]
     assert [t.get_text() for t in ax.get_xticklabels()] == ["road", "sky", "car"]  # Cityscapes train-id order
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["best", "source-only"]
+
+
+@pytest.mark.parametrize("content", ["", "{not json", '{"settings": {}}', "[]"])
+@pytest.mark.parametrize("command", [["sweep", "--resume", "sweeps/c1"], ["report", "sweeps/c1"], ["export", "sweeps/c1", "--out", "x.yaml"]])
+def test_a_corrupt_sweep_json_is_one_line(tmp_path, content, command):
+    (tmp_path / "sweeps" / "c1").mkdir(parents=True)
+    (tmp_path / "sweeps" / "c1" / "sweep.json").write_text(content)
+    run = lsdseg(*command, cwd=tmp_path)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 1 and len(lines) == 1 and "sweep.json" in lines[0] and "Traceback" not in run.stderr
+    assert (tmp_path / "sweeps" / "c1" / "sweep.json").read_text() == content and not (tmp_path / "x.yaml").exists()

@@ -17,13 +17,27 @@ from mlflow.tracking import MlflowClient
 
 from lsdseg.objectives import Objective, text
 from lsdseg.sweep.confirm import Candidate, Confirmed, summarise, winner
+from lsdseg.sweep.errors import SweepError
 from lsdseg.sweep.layout import SweepLayout, find_sweep
 from lsdseg.sweep.record import TrialRecord, load_records, ranked
 from lsdseg.train import latest_checkpoint
 
 
+REQUIRED = ("settings", "tracking_uri", "experiment_id", "parent_run_id", "status", "phase")
+
+
 def read_state(layout: SweepLayout) -> dict[str, Any]:
-    return json.loads(layout.state.read_text())
+    """sweep.json; an empty, torn or foreign one is a one-line error (the sweep's files are not touched)."""
+    try:
+        state = json.loads(layout.state.read_text())
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise SweepError(f"{layout.state} cannot be read ({err}): it is not a sweep.json that `lsdseg sweep` wrote; "
+                         "restore it from a backup, or start a new sweep") from None
+    missing = [k for k in REQUIRED if not isinstance(state, dict) or k not in state]
+    if missing:
+        raise SweepError(f"{layout.state} lacks {', '.join(missing)}: it is not a sweep.json that `lsdseg sweep` wrote; "
+                         "restore it from a backup, or start a new sweep")
+    return state
 
 
 def write_state(layout: SweepLayout, state: dict[str, Any]) -> None:
