@@ -175,15 +175,40 @@ def test_predict_writes_a_segmentation_and_an_overlay_per_image(sweep, tmp_path,
     (["--checkpoint", "garbage.pt", "a.png"], "garbage.pt cannot be read"),
     (["--checkpoint", "weights.pt", "missing.png"], "image missing.png not found"),
     (["--checkpoint", "weights.pt", "garbage.pt"], "garbage.pt is not an image"),
+    (["--checkpoint", "weights.pt", "a.png", "cut.png"], "cut.png is not an image Pillow can read to its end"),
+    (["--checkpoint", "weights.pt", "bomb.png"], "bomb.png is too large to decode safely"),
 ])
 def test_predict_bad_input_is_one_line(tmp_path, args, message):
     Image.new("RGB", (16, 8)).save(tmp_path / "a.png")
+    noisy = io.BytesIO()
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 64, 3), dtype=np.uint8)).save(noisy, "PNG")
+    (tmp_path / "cut.png").write_bytes(noisy.getvalue()[: len(noisy.getvalue()) // 2])  # a truncated download
+    (tmp_path / "bomb.png").write_bytes(_png_header(100_000, 100_000))
     torch.save({"weights": torch.zeros(2)}, tmp_path / "weights.pt")  # a real torch file, of another kind
     (tmp_path / "garbage.pt").write_bytes(b"not a checkpoint")
     run = lsdseg("predict", *args, "--out", "out", cwd=tmp_path)
     lines = run.stderr.strip().splitlines()
     assert run.returncode == 1 and len(lines) == 1 and message in lines[0] and "Traceback" not in run.stderr
     assert not (tmp_path / "out").exists()
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A PNG whose header claims width x height pixels (a decompression bomb's first bytes)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IDAT", b"")
+
+
+def test_predict_into_a_folder_that_cannot_be_made_is_one_line(tmp_path):
+    Image.new("RGB", (16, 8)).save(tmp_path / "a.png")
+    torch.save({"weights": torch.zeros(2)}, tmp_path / "weights.pt")
+    run = lsdseg("predict", "--checkpoint", "weights.pt", "a.png", "--out", "a.png/out", cwd=tmp_path)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 1 and len(lines) == 1 and "--out a.png/out cannot be written" in lines[0]
 
 
 @pytest.mark.parametrize("command", [["report", "nosuch"], ["export", "nosuch", "--out", "x.yaml"]])

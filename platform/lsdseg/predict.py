@@ -5,6 +5,7 @@ evaluated at, and the argmax is upsampled (nearest) back to the image's own size
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -75,28 +76,35 @@ def overlay(image: np.ndarray, train_ids: np.ndarray) -> np.ndarray:
     return blend.round().astype(np.uint8)
 
 
-def _check_inputs(paths: Sequence[Path]) -> None:
-    """Before the model loads and the progress bar starts: a bad path fails at once, in one line, and no two
-    outputs overwrite each other."""
+def _check_inputs(paths: Sequence[Path], out: Path) -> None:
+    """Before the model loads and anything is written: a bad path, an image that does not decode to its end,
+    an output folder that cannot be written, or two outputs that would overwrite each other fail at once,
+    in one line."""
     seen: dict[str, Path] = {}
     for path in paths:
         if not path.is_file():
             raise DataError(f"image {path} not found: pass existing image files")
         try:
-            Image.open(path).close()  # reads the header only
-        except OSError:
-            raise DataError(f"{path} is not an image Pillow can read: pass image files (PNG, JPEG, ...)") from None
+            with Image.open(path) as img:
+                img.load()  # decoded to the end: a truncated file fails here, not after other images' outputs
+        except Image.DecompressionBombError as err:
+            raise DataError(f"{path} is too large to decode safely ({err}): pass images of a real camera's size") from None
+        except (OSError, ValueError, SyntaxError):
+            raise DataError(f"{path} is not an image Pillow can read to its end (not an image, or truncated): "
+                            "pass complete image files (PNG, JPEG, ...)") from None
         if path.stem in seen:
             raise DataError(f"images {seen[path.stem]} and {path} would both be written as {path.stem}*.png: predict them into different --out folders")
         seen[path.stem] = path
+    existing = next((p for p in (out, *out.parents) if p.exists()), None)
+    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        raise DataError(f"--out {out} cannot be written (at {existing}): pick a folder you can write to")
 
 
 def predict_files(checkpoint_path: Path | str, paths: Sequence[Path | str], out_dir: Path | str, progress: bool = True) -> list[Path]:
     """For each image: `<stem>_seg.png` (coloured train ids) and `<stem>_overlay.png`; returns the paths written."""
-    paths = [Path(p) for p in paths]
-    _check_inputs(paths)
+    paths, out = [Path(p) for p in paths], Path(out_dir)
+    _check_inputs(paths, out)
     seg = load_segmenter(checkpoint_path)
-    out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for path in tqdm(paths, desc="predict", unit="img", disable=not progress):
