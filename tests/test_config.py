@@ -79,3 +79,22 @@ def test_public_code_weights_follow_from_the_reference_sizes():
     d_locations = 40 * 80  # D's grid at the public code's 320x640 crop (test_models checks it)
     assert w.g_rec == 1 / d_locations and w.g_adv == 0.1 and w.g_aux == 1.0
     assert w.f_adv == w.f_aux == 0.1 * d_locations / (320 * 640)
+
+
+def test_a_config_file_that_is_not_utf8_is_one_line(tmp_path):
+    path = tmp_path / "latin1.yaml"
+    path.write_bytes("train:\n  seed: 1  # r\xe9sum\xe9\n".encode("latin-1"))
+    with pytest.raises(ConfigError, match="is not UTF-8 text"):
+        load_config(path)
+
+
+def test_a_config_file_that_cannot_be_read_is_one_line(tmp_path, monkeypatch):
+    path = tmp_path / "locked.yaml"
+    path.write_text("train: {seed: 1}\n")
+
+    def refuse(self, *args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(type(path), "read_text", refuse)  # root reads any file: refuse as a locked file would
+    with pytest.raises(ConfigError, match="cannot be read .Permission denied.: check its permissions"):
+        load_config(path)

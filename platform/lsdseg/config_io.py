@@ -104,7 +104,11 @@ def _read_yaml(path: Path) -> dict[str, Any]:
         names = ", ".join(sorted(p.stem for p in PACKAGED.glob("*.yaml")))
         raise ConfigError(f"config file {str(path)!r} not found: pass a YAML file or a packaged config ({names})")
     try:
-        loaded = yaml.safe_load(path.read_text())
+        loaded = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"config file {str(path)!r} is not UTF-8 text: save it as UTF-8 YAML") from None
+    except OSError as err:
+        raise ConfigError(f"config file {str(path)!r} cannot be read ({err.strerror}): check its permissions") from None
     except yaml.YAMLError as err:
         mark = getattr(err, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark else ""
