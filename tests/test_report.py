@@ -236,3 +236,18 @@ def test_a_corrupt_sweep_json_is_one_line(tmp_path, content, command):
     lines = run.stderr.strip().splitlines()
     assert run.returncode == 1 and len(lines) == 1 and "sweep.json" in lines[0] and "Traceback" not in run.stderr
     assert (tmp_path / "sweeps" / "c1" / "sweep.json").read_text() == content and not (tmp_path / "x.yaml").exists()
+
+
+@pytest.mark.slow
+def test_report_and_export_without_their_store_or_folder_are_one_line(sweep, tmp_path):
+    """`report` when mlflow.db is gone must not create an empty one; `export` into a missing folder."""
+    missing = lsdseg("export", "r1", "--out", str(tmp_path / "no" / "such" / "best.yaml"), cwd=sweep)
+    assert missing.returncode == 1 and "does not exist" in missing.stderr and len(missing.stderr.strip().splitlines()) == 1
+    moved = tmp_path / "mlflow.db"
+    shutil.move(sweep / "mlflow.db", moved)
+    try:
+        run = lsdseg("report", "r1", cwd=sweep)
+        assert run.returncode == 1 and "MLflow store" in run.stderr and "is gone" in run.stderr and "Traceback" not in run.stderr
+        assert not (sweep / "mlflow.db").exists()
+    finally:
+        shutil.move(moved, sweep / "mlflow.db")

@@ -27,6 +27,8 @@ def _best_checkpoint(results: SweepResults) -> Path:
 
 
 def export_config(results: SweepResults, out: Path) -> Path:
+    if not out.parent.is_dir():
+        raise SweepError(f"--out {out}: folder {out.parent} does not exist: create it, or write the config elsewhere")
     state = checkpoint.load(_best_checkpoint(results))
     dump_config(with_values(state["config"], {"train.out_dir": None}), out)
     return out

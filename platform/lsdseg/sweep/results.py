@@ -52,7 +52,12 @@ class SweepResults:
         self.folder = self.layout.folder
         self.state: dict[str, Any] = read_state(self.layout)
         self.name: str = self.state["settings"]["name"]
-        self.client = MlflowClient(self.state["tracking_uri"])
+        uri = self.state["tracking_uri"]
+        store = Path(uri.removeprefix("sqlite:///")) if uri.startswith("sqlite:///") else None
+        if store is not None and not store.is_file():  # MLflow would create an empty one, then fail deep inside
+            raise SweepError(f"the sweep's MLflow store {store} is gone: its runs live there; restore the file "
+                             f"(or the folder it was in), then run this again")
+        self.client = MlflowClient(uri)
         self.best_row: Optional[dict[str, Any]] = json.loads(self.layout.best.read_text()) if self.layout.best.is_file() else None
 
     @property
