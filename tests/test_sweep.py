@@ -222,6 +222,17 @@ def test_bad_space_or_config_fails_before_ray_starts(tmp_path, args, message):
     assert time.monotonic() - start < 30  # no Ray start-up was paid
 
 
+@pytest.mark.parametrize("body, message", [
+    ("    trial.suggest_floaty('optim.d_lr', 1e-5, 1e-3)\n", "fails when it runs (AttributeError"),
+    ("    import sys\n    sys.exit(0)\n", "fails when it runs (SystemExit"),
+])
+def test_a_space_that_breaks_when_it_runs_is_one_line(tmp_path, body, message):
+    (tmp_path / "space.py").write_text("def space(trial):\n" + body)
+    run = lsdseg("sweep", "--space", "space.py", cwd=tmp_path)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 1 and len(lines) == 1 and message in lines[0] and not (tmp_path / "sweeps").exists()
+
+
 def test_bad_space_file_range(tmp_path):
     (tmp_path / "space.py").write_text("def space(trial):\n    trial.suggest_float('optim.d_lr', 0.0, 1e-3, log=True)\n")
     run = lsdseg("sweep", "--space", "space.py", cwd=tmp_path)

@@ -34,7 +34,7 @@ def load_space(name: str) -> Space:
         sys.modules[spec.name] = module
         try:
             spec.loader.exec_module(module)
-        except Exception as err:  # the user's file: show what broke, in one line
+        except (Exception, SystemExit) as err:  # the user's file: show what broke, in one line
             raise SpaceError(f"search space file {path} fails to import ({type(err).__name__}: {err}): fix the file") from None
     else:
         try:
@@ -52,6 +52,8 @@ def sample(space: Space, trial: optuna.Trial, name: str) -> dict[str, Any]:
         constants = space(trial) or {}
     except (ValueError, TypeError) as err:  # e.g. Optuna rejecting low > high, or log=True with low <= 0
         raise SpaceError(f"search space {name!r} is invalid: {err}") from None
+    except (Exception, SystemExit) as err:  # the user's code: a typo (AttributeError), even a sys.exit()
+        raise SpaceError(f"search space {name!r} fails when it runs ({type(err).__name__}: {err}): fix its space(trial)") from None
     if not isinstance(constants, dict):
         raise SpaceError(f"search space {name!r} returns {type(constants).__name__}: return None or a dict of field values")
     return {**trial.params, **constants}
