@@ -90,3 +90,17 @@ def test_resume_with_another_model_is_refused(tiny_cfg, tmp_path):
     other = tiny_cfg(model={"g_width": 8}, train={"out_dir": str(tmp_path / "other")})
     with pytest.raises(ResumeError, match="another model config"):
         run_training(other, resume=first.history[-1].checkpoint)
+
+
+def test_resume_on_other_data_is_refused_but_a_moved_dataset_is_not(tiny_cfg, tmp_path):
+    from dataclasses import replace
+
+    cfg = tiny_cfg(train={"iterations": 2, "eval_every": 2})
+    run_training(cfg)
+    checkpoint = next((tmp_path / "run").glob("checkpoints/step_*/checkpoint.pt"))
+    longer = tiny_cfg(train={"iterations": 4, "eval_every": 2})
+    other = replace(longer, data=replace(longer.data, crop_width=48))
+    with pytest.raises(ResumeError, match="other data .data.crop_width differ"):
+        run_training(other, resume=checkpoint)
+    moved = replace(longer, data=replace(longer.data, num_workers=1))  # how the data is read may change
+    assert run_training(moved, resume=checkpoint).step == 4

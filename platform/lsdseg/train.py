@@ -86,10 +86,23 @@ def autocast_for(device: torch.device, bf16: bool) -> Callable:
     return nullcontext
 
 
+# How and from where the data is read, not which data: a resume may change these (a dataset moved to another disk)
+_DATA_LOGISTICS = ("num_workers", "cache_dir", "root")
+
+
+def _which_data(data: dict) -> dict:
+    return {k: _which_data(v) if isinstance(v, dict) else v for k, v in data.items() if k not in _DATA_LOGISTICS}
+
+
 def _resume_state(path: Path | str, cfg: Config) -> dict:
     state = checkpoint.load(path)
     if state["config"]["model"] != to_dict(cfg)["model"]:
         raise ResumeError(f"checkpoint {path} was trained with another model config: resume with the config it was written with")
+    was, now = _which_data(state["config"]["data"]), _which_data(to_dict(cfg)["data"])
+    changed = sorted(k for k in was.keys() & now.keys() if was[k] != now[k])  # fields a newer version added are not compared
+    if changed:
+        raise ResumeError(f"checkpoint {path} was trained on other data (data.{', data.'.join(changed)} differ): "
+                          "resume with the data config it was written with, or start a new run")
     if state["config"]["train"]["mode"] != cfg.train.mode:
         raise ResumeError(f"checkpoint {path} is a {state['config']['train']['mode']!r} run: resume it with train.mode={state['config']['train']['mode']}")
     return state
