@@ -43,6 +43,8 @@ def test_every_paper_coefficient_is_a_field():
     (["--data=3"], "'data' is a section"),
     (["--train.iterations"], "has no value"),
     (["--model.pretrained=/w.pth"], "set model.backbone=vgg16"),
+    (["--optim.f_lr=inf"], "optim.f_lr"),
+    (["--loss.g_rec=nan"], "loss.g_rec"),
 ])
 def test_bad_input_is_one_line(overrides, message):
     with pytest.raises(ConfigError) as err:

@@ -17,7 +17,7 @@ from pydantic.dataclasses import dataclass
 
 from lsdseg.objectives import VALIDATORS, Objective
 
-_STRICT = ConfigDict(extra="forbid", frozen=True, validate_default=True)
+_STRICT = ConfigDict(extra="forbid", frozen=True, validate_default=True, allow_inf_nan=False)  # no inf or NaN weight or rate
 
 Mode = Literal["lsd", "source_only", "target_oracle"]
 DatasetName = Literal["synthetic", "gta5", "synthia", "cityscapes"]

@@ -8,7 +8,7 @@ from pydantic import ConfigDict, Field
 from pydantic.dataclasses import dataclass
 
 
-@dataclass(config=ConfigDict(extra="forbid", frozen=True))
+@dataclass(config=ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False))
 class SweepSettings:
     name: str = Field(default_factory=lambda: time.strftime("sweep-%Y%m%d-%H%M%S"), pattern=r"^[A-Za-z0-9._-]+$")
     space: str = "full"  # a module of search_spaces/ or a path to a .py file defining space(trial)
