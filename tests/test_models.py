@@ -53,6 +53,9 @@ def test_pretrained_vgg16_weights_load_from_a_local_file(tmp_path):
     (None, "not found"),
     ("garbage", "cannot be loaded"),
     ({"features.0.weight": torch.zeros(1)}, "do not fit VGG-16"),
+    ({"features.conv1.weight": torch.zeros(1)}, "do not fit VGG-16"),  # foreign key names
+    ({f"features.{i}.{p}": [0.0] for i in (0, 2, 5, 7, 10, 12, 14, 17, 19, 21, 24, 26, 28) for p in ("weight", "bias")},
+     "is a list, not a tensor"),
 ])
 def test_bad_pretrained_files_are_one_line_errors(tmp_path, content, message):
     path = tmp_path / "w.pth"

@@ -146,7 +146,9 @@ def load_vgg16(net: FCN8s, path: Path) -> None:
         raise PretrainedError(f"pretrained weights {path} cannot be loaded ({type(err).__name__}): {fix}") from None
     state = state.get("state_dict", state) if isinstance(state, dict) else state
     trunk = [m for part in (net.to_pool3, net.to_pool4, net.to_pool5) for m in part if isinstance(m, nn.Conv2d)]
-    vgg_convs = [k[: -len(".weight")] for k in (state if isinstance(state, dict) else {}) if k.startswith("features.") and k.endswith(".weight")]
+    # torchvision's names: features.<index>.weight; any other key (a foreign file's) is not a VGG conv layer
+    vgg_convs = [k[: -len(".weight")] for k in (state if isinstance(state, dict) else {})
+                 if isinstance(k, str) and k.startswith("features.") and k.endswith(".weight") and k.split(".")[1].isdigit()]
     vgg_convs.sort(key=lambda k: int(k.split(".")[1]))
     targets = [(f"{k}.weight", f"{k}.bias", conv) for k, conv in zip(vgg_convs, trunk)]
     targets += [("classifier.0.weight", "classifier.0.bias", net.fc[0]), ("classifier.3.weight", "classifier.3.bias", net.fc[3])]
@@ -157,6 +159,8 @@ def load_vgg16(net: FCN8s, path: Path) -> None:
             if w_key not in state or b_key not in state:
                 raise PretrainedError(f"pretrained weights {path} lack {w_key}: {fix}")
             weight = state[w_key]
+            if not (isinstance(weight, torch.Tensor) and isinstance(state[b_key], torch.Tensor)):
+                raise PretrainedError(f"pretrained weights {path}: {w_key} is a {type(weight).__name__}, not a tensor: {fix}")
             if weight.numel() != conv.weight.numel() or state[b_key].shape != conv.bias.shape:
                 raise PretrainedError(f"pretrained weights {path}: {w_key} has shape {tuple(weight.shape)}, need {tuple(conv.weight.shape)}: {fix}")
             conv.weight.copy_(weight.reshape(conv.weight.shape))  # fc6/fc7: linear -> conv
