@@ -104,3 +104,21 @@ def test_resume_on_other_data_is_refused_but_a_moved_dataset_is_not(tiny_cfg, tm
         run_training(other, resume=checkpoint)
     moved = replace(longer, data=replace(longer.data, num_workers=1))  # how the data is read may change
     assert run_training(moved, resume=checkpoint).step == 4
+
+
+def test_a_checkpoint_with_flipped_bytes_is_refused(tiny_cfg, tmp_path):
+    """One bit flipped inside the largest tensor's bytes: torch still loads the file, the digest does not match."""
+    import struct
+    import zipfile
+
+    run_training(tiny_cfg(train={"iterations": 2, "eval_every": 2}))
+    path = next((tmp_path / "run").glob("checkpoints/step_*/checkpoint.pt"))
+    assert checkpoint.load(path)["step"] == 2
+    with zipfile.ZipFile(path) as archive:
+        entry = max(archive.infolist(), key=lambda i: i.file_size)
+    data = bytearray(path.read_bytes())
+    name_length, extra_length = struct.unpack("<HH", data[entry.header_offset + 26: entry.header_offset + 30])
+    data[entry.header_offset + 30 + name_length + extra_length + entry.file_size // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    with pytest.raises(checkpoint.CheckpointError, match="is damaged"):
+        checkpoint.load(path)

@@ -5,6 +5,7 @@ a checkpoint can never run code. The data streams need no state: a batch is a fu
 """
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,24 @@ from lsdseg.models import Nets
 from lsdseg.step import Optimizers
 
 FORMAT = "lsdseg-checkpoint-v1"
+DIGEST = "sha256"  # of every tensor's bytes, in key order: flipped bits on a disk or in a copy are caught on load
+
+
+def _digest(value: Any, h=None, key: str = "") -> str:
+    """SHA-256 over the key paths and the raw bytes of every tensor in `value` (the bulk of a checkpoint;
+    a damaged non-tensor part fails to unpickle on its own)."""
+    h = h if h is not None else hashlib.sha256()
+    if isinstance(value, torch.Tensor):
+        h.update(key.encode())
+        h.update(value.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes())
+    elif isinstance(value, dict):
+        for k in sorted(value, key=str):
+            if k != DIGEST:
+                _digest(value[k], h, f"{key}/{k}")
+    elif isinstance(value, (list, tuple)):
+        for i, item in enumerate(value):
+            _digest(item, h, f"{key}/{i}")
+    return h.hexdigest()
 
 
 class CheckpointError(ValueError):
@@ -31,6 +50,7 @@ def save(path: Path, nets: Nets, opts: Optimizers, step: int, config: dict, extr
         "rng": {"torch": torch.get_rng_state(), "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []},
         **extra,
     }
+    state[DIGEST] = _digest(state)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
@@ -48,6 +68,9 @@ def load(path: Path | str) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}): pass a .pt file written by `lsdseg train`") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an lsdseg checkpoint: pass a .pt file written by `lsdseg train`")
+    if DIGEST in state and state[DIGEST] != _digest(state):  # checkpoints written before digests load unchecked
+        raise CheckpointError(f"checkpoint {path} is damaged (its weights do not match the digest written with them): "
+                              "use another checkpoint of the run, or copy this one again")
     return state
 
 
