@@ -71,3 +71,9 @@ def test_a_data_error_in_a_loader_worker_is_one_line(tmp_path):
     errors = [line for line in run.stderr.splitlines() if line.startswith("Error")]
     assert run.returncode == 1 and "Traceback" not in run.stderr and len(errors) == 1
     assert "00002.png is a 'RGB' image" in errors[0]
+
+
+def test_a_train_that_cannot_start_leaves_no_run_folder(tmp_path):
+    run = lsdseg("train", "--data.source.name=gta5", "--data.source.root=/no/such/gta", cwd=tmp_path)
+    assert run.returncode == 1 and "/no/such/gta not found" in run.stderr
+    assert not (tmp_path / "runs").exists()

@@ -152,7 +152,6 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
     out = Path(t.out_dir).expanduser().resolve()
     if resume is None and (out / "metrics.jsonl").exists():
         raise ResumeError(f"{out} already holds a run: pick a new train.out_dir, or continue it with --resume")
-    out.mkdir(parents=True, exist_ok=True)
     ckpt_dir = out / "checkpoints"
     adapt = t.mode == "lsd"
 
@@ -171,12 +170,7 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
         history = [EvalReport(**h) for h in state["history"]]
     autocast = autocast_for(device, t.bf16)
 
-    # A resumed run adds its own files next to the first ones instead of overwriting them.
-    suffix = "" if resume is None else f"-resumed-at-{start}"
-    dump_config(cfg, out / f"config{suffix}.yaml")
-    info = {**run_info(device), "seed": t.seed, "resumed_from": str(resume) if resume else None}
-    (out / f"run{suffix}.json").write_text(json.dumps(info, indent=2))
-
+    # Every check of the data comes before the run folder: a run that cannot start leaves nothing behind.
     prepare(cfg.data, show_progress=progress)
     # Unpaired domains: one endless stream each; the oracle's labelled stream is the target's train split.
     labelled_domain, role = (cfg.data.target, "target") if t.mode == "target_oracle" else (cfg.data.source, "source")
@@ -188,6 +182,13 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
     val = val_loader(val_dataset(cfg.data.target_val, cfg.data, labelled=cfg.data.target_labels), cfg.data)
     source_val = val_loader(val_dataset(cfg.data.source, cfg.data, "source_val"), cfg.data)
     classes = protocol_classes(cfg.data)
+
+    out.mkdir(parents=True, exist_ok=True)
+    # A resumed run adds its own files next to the first ones instead of overwriting them.
+    suffix = "" if resume is None else f"-resumed-at-{start}"
+    dump_config(cfg, out / f"config{suffix}.yaml")
+    info = {**run_info(device), "seed": t.seed, "resumed_from": str(resume) if resume else None}
+    (out / f"run{suffix}.json").write_text(json.dumps(info, indent=2))
 
     sums: dict[str, float] = defaultdict(float)
     count = 0
