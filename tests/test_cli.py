@@ -77,3 +77,14 @@ def test_a_train_that_cannot_start_leaves_no_run_folder(tmp_path):
     run = lsdseg("train", "--data.source.name=gta5", "--data.source.root=/no/such/gta", cwd=tmp_path)
     assert run.returncode == 1 and "/no/such/gta not found" in run.stderr
     assert not (tmp_path / "runs").exists()
+
+
+def test_smoke_test_yields_to_explicit_overrides_and_a_run_folder_resumes(tmp_path, cache_dir):
+    run = lsdseg("train", "--smoke-test", f"--data.cache_dir={cache_dir}", "--train.iterations=4", "--train.out_dir=r",
+                 "--train.keep_checkpoints=2", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "(iteration 4)" in run.stdout  # --train.iterations=4 won over the smoke test's 2
+    longer = lsdseg("train", "--smoke-test", f"--data.cache_dir={cache_dir}", "--train.iterations=6", "--resume", "r", cwd=tmp_path)
+    assert longer.returncode == 0, longer.stderr
+    assert "(iteration 6)" in longer.stdout and f"run folder: {tmp_path / 'r'}" in longer.stdout  # in the same folder
+    assert (tmp_path / "r" / "config-resumed-at-4.yaml").is_file()

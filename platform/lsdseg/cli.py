@@ -59,13 +59,10 @@ def _overrides(ctx: click.Context) -> list[str]:
     return list(ctx.args)
 
 
-def _smoke(cfg):
-    """A couple of iterations on a tiny benchmark: proves the whole path works in seconds."""
-    return replace(
-        cfg,
-        data=replace(cfg.data, batch_size=2, synthetic_size=8, val_limit=4),
-        train=replace(cfg.train, iterations=2, eval_every=2),
-    )
+# --smoke-test: a couple of iterations on a tiny benchmark, proving the whole path works in seconds. These
+# go under the command line's own overrides, so an explicit --train.iterations=... still wins.
+SMOKE = ["--data.batch_size=2", "--data.synthetic_size=8", "--data.val_limit=4", "--data.source_val_limit=4",
+         "--train.iterations=2", "--train.eval_every=2"]
 
 
 def _iou_table(per_class: dict[str, float]) -> str:
@@ -88,7 +85,7 @@ CONFIG_HELP = "YAML file of config sections, or a packaged config's name; repeat
 
 @main.command(context_settings=EXTRA)
 @click.option("--config", "config_paths", multiple=True, help=CONFIG_HELP)
-@click.option("--resume", type=click.Path(dir_okay=False), help="Continue from this checkpoint.")
+@click.option("--resume", type=click.Path(exists=True), help="Continue from this checkpoint, or a run folder's latest.")
 @click.option("--objective", type=click.Choice(typing.get_args(Objective)), default=None,
               help="What selects the checkpoint: target_miou (needs target labels) or a label-free validator (train.objective).")
 @click.option("--smoke-test", is_flag=True, help="Run a couple of iterations on a tiny benchmark.")
@@ -97,11 +94,15 @@ CONFIG_HELP = "YAML file of config sections, or a packaged config's name; repeat
 def train(ctx: click.Context, config_paths: tuple[str, ...], resume: str | None, objective: str | None, smoke_test: bool) -> None:
     """Train one run; with no arguments, LSD-seg on the built-in benchmark with the small backbone."""
     from lsdseg.data import protocol_classes  # heavy imports after argument checks
-    from lsdseg.train import run_training
+    from lsdseg.train import latest_checkpoint, run_training
 
-    cfg = load_config(config_paths, _overrides(ctx) + ([f"--train.objective={objective}"] if objective else []))
-    if smoke_test:
-        cfg = _smoke(cfg)
+    cfg = load_config(config_paths, (SMOKE if smoke_test else []) + _overrides(ctx) + ([f"--train.objective={objective}"] if objective else []))
+    if resume is not None and Path(resume).is_dir():  # a run folder: its latest checkpoint, and the run goes on in it
+        folder, resume = Path(resume), latest_checkpoint(resume)
+        if resume is None:
+            raise ResumeError(f"run folder {folder} holds no checkpoint yet: start it again instead of resuming")
+        if cfg.train.out_dir is None:
+            cfg = replace(cfg, train=replace(cfg.train, out_dir=str(folder)))
     result = run_training(cfg, resume=resume, progress=True)
     last, chosen = (result.history[-1] if result.history else None), result.selected
     if result.status != "completed":
@@ -181,12 +182,13 @@ def sweep(ctx: click.Context, config_paths: tuple[str, ...], resume_dir: str | N
                                  "drop them (only --num-samples and --address may be given), or start a new sweep")
             results = resume_sweep(Path(resume_dir), {n: options[n] for n in given if n in RESUMABLE}, verbose)
         else:
-            cfg = load_config([PACKAGED / "sweep.yaml", *config_paths], _overrides(ctx) + ([f"--train.objective={objective}"] if objective else []))
+            cfg = load_config([PACKAGED / "sweep.yaml", *config_paths],
+                              (SMOKE if smoke_test else []) + _overrides(ctx) + ([f"--train.objective={objective}"] if objective else []))
             values = {k: v for k, v in options.items() if v is not None and v != ()}
-            if smoke_test:
-                cfg = _smoke(cfg)
-                values |= {"num_samples": 3, "grace_period": 2, "confirm_top": 1, "confirm_seeds": 1,
-                           "name": values.get("name") or f"smoke-{time.strftime('%Y%m%d-%H%M%S')}"}
+            if smoke_test:  # under the options given on the command line, as the config overrides are
+                given = {n for n in options if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
+                smoke = {"num_samples": 3, "grace_period": 2, "confirm_top": 1, "confirm_seeds": 1, "name": f"smoke-{time.strftime('%Y%m%d-%H%M%S')}"}
+                values |= {k: v for k, v in smoke.items() if k not in given}
             results = start_sweep(_settings(SweepSettings, values), cfg, verbose)
     except SweepInterrupted as stop:
         click.echo(f"interrupted: unfinished runs are marked KILLED in MLflow; continue with:\n  lsdseg sweep --resume {stop.folder}", err=True)
