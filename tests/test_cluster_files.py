@@ -59,7 +59,16 @@ def test_onprem_file_runs_the_same_setup_as_the_main_file():
     assert aws["file_mounts"].keys() == onprem["file_mounts"].keys()
 
 
-def test_nodes_install_the_ray_version_of_the_client():
+def test_nodes_install_the_versions_of_the_client():
+    """The package takes a range of Ray (it installs beside other projects); a cluster's nodes and its
+    client install with the same exact constraints, which hold this client's Ray."""
+    import torch
+
     deps = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
-    assert f"ray[tune]=={ray.__version__}" in deps  # nodes pip-install this same pyproject
-    assert 'pip" install -q -e "$HOME/lsdseg-platform[cluster]"' in (ROOT / "cluster" / "setup-node.sh").read_text()
+    assert "ray[tune]>=2.60,<2.61" in deps and not any(d.startswith("ray") and "==" in d for d in deps)
+    pins = dict(line.split("==") for line in (ROOT / "cluster" / "constraints.txt").read_text().splitlines()
+                if line and not line.startswith("#"))
+    assert pins["ray"] == ray.__version__ and pins["torch"] == torch.__version__.split("+")[0]
+    assert {"optuna", "mlflow", "torchvision", "numpy"} <= pins.keys()
+    setup = (ROOT / "cluster" / "setup-node.sh").read_text()
+    assert 'pip" install -q -c "$HOME/lsdseg-platform/cluster/constraints.txt" -e "$HOME/lsdseg-platform[cluster]"' in setup

@@ -81,7 +81,8 @@ def start_sweep(s: SweepSettings, cfg: Config, verbose: bool = False) -> SweepRe
         s = dataclasses.replace(s, space=str(layout.space_copy))
     dump_config(cfg, layout.config)
     defaults = _defaults_point(cfg, distributions)
-    with console.quiet(layout.log, verbose):
+    with console.quiet(layout.log, verbose) as terminal:
+        _live_views(terminal, layout, s.tracking_uri or default_tracking_uri())
         if warm.trials:
             seed_study(layout.optuna_storage, s.name, warm)
         client = MlflowClient(uri)
@@ -98,6 +99,13 @@ def start_sweep(s: SweepSettings, cfg: Config, verbose: bool = False) -> SweepRe
                  "searched": sorted(distributions), "defaults": defaults, "first_points": [*warm.winners, defaults], "references": {}, "confirm": None}
         write_state(layout, state)
         return _drive(layout, state, s, tree, client)
+
+
+def _live_views(terminal, layout: SweepLayout, uri: str) -> None:
+    """The commands that open the sweep's live views, printed as it starts."""
+    mlflow = f"open {uri}" if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri}  (on 127.0.0.1:5000)"
+    print(f"sweep folder: {layout.folder}\nlive views:  {mlflow}\n             optuna-dashboard {layout.optuna_storage}"
+          "  (pip install -e '.[ui]'; on 127.0.0.1:8080)", file=terminal, flush=True)
 
 
 RESUMABLE = ("num_samples", "address")  # what `--resume` may change: the trial budget, and where Ray is
