@@ -61,6 +61,8 @@ def test_smoke_sweep_confirms_the_best_on_fresh_seeds(tmp_path, cache_dir):
         assert noise not in run.stdout + run.stderr and noise in (folder / "sweep.log").read_text()
     assert "confirmation: each configuration on seeds [0, 1]" in run.stdout and "trial-0: iteration 2/6" in run.stdout
     assert "references: source only" in run.stdout and "mlflow ui --backend-store-uri sqlite:///" in run.stdout
+    assert run.stdout.index("live views:") < run.stdout.index("trial-0:")  # the live views are printed as it starts
+    assert f"optuna-dashboard sqlite:///{folder}/optuna.db" in run.stdout
 
 
 @pytest.mark.slow
