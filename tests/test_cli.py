@@ -88,3 +88,12 @@ def test_smoke_test_yields_to_explicit_overrides_and_a_run_folder_resumes(tmp_pa
     assert longer.returncode == 0, longer.stderr
     assert "(iteration 6)" in longer.stdout and f"run folder: {tmp_path / 'r'}" in longer.stdout  # in the same folder
     assert (tmp_path / "r" / "config-resumed-at-4.yaml").is_file()
+
+
+def test_eval_with_an_override_that_does_not_fit_the_checkpoint_is_one_line(tmp_path, cache_dir):
+    run = lsdseg("train", "--smoke-test", f"--data.cache_dir={cache_dir}", "--train.out_dir=r", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    ckpt = next((tmp_path / "r").glob("checkpoints/step_*/checkpoint.pt"))
+    ev = lsdseg("eval", "--checkpoint", str(ckpt), "--model.small_width=8", cwd=tmp_path)
+    lines = ev.stderr.strip().splitlines()
+    assert ev.returncode == 1 and len(lines) == 1 and "does not fit the model config" in lines[0] and "Traceback" not in ev.stderr

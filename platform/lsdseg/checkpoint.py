@@ -8,11 +8,13 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterable
 
 import torch
 
-from lsdseg.models import Nets
+from lsdseg.config import Config
+from lsdseg.config_io import to_dict, with_overrides, with_values
+from lsdseg.models import Nets, build_nets
 from lsdseg.step import Optimizers
 
 FORMAT = "lsdseg-checkpoint-v1"
@@ -72,6 +74,24 @@ def load(path: Path | str) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} is damaged (its weights do not match the digest written with them): "
                               "use another checkpoint of the run, or copy this one again")
     return state
+
+
+def rebuild(state: dict[str, Any], overrides: Iterable[str] = ()) -> tuple[Config, Nets]:
+    """The networks of a checkpoint, on the CPU in eval mode, with its config (plus `overrides`, e.g. another
+    validation folder): the one way eval, predict, the report and export turn a checkpoint back into a model.
+    Every weight comes from the checkpoint, so `model.pretrained` is dropped (that file need not be here);
+    D is rebuilt only to keep the set complete (inference does not use it)."""
+    cfg = with_overrides(to_dict(with_values(state["config"], {"model.pretrained": None})), overrides)
+    nets = build_nets(cfg.model, adapt="g" in state["nets"])
+    for name, net in nets.named().items():
+        try:
+            net.load_state_dict(state["nets"][name])
+        except (RuntimeError, KeyError) as err:  # e.g. a --model.* override that changes a layer's shape
+            first = str(err).strip().splitlines()[-1].strip()[:160]
+            raise CheckpointError(f"the checkpoint's {name.upper()} does not fit the model config ({first}): "
+                                  "drop the --model.* overrides; the checkpoint's own model config is used otherwise") from None
+        net.eval()
+    return cfg, nets
 
 
 def restore(state: dict[str, Any], nets: Nets, opts: Optimizers | None) -> None:

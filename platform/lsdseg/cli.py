@@ -17,7 +17,7 @@ import click
 from click.core import ParameterSource
 
 from lsdseg.checkpoint import CheckpointError
-from lsdseg.config_io import ConfigError, load_config, to_dict, with_overrides
+from lsdseg.config_io import ConfigError, load_config, to_dict
 from lsdseg.data.base import DataError
 from lsdseg.models import PretrainedError
 from lsdseg.objectives import Objective
@@ -229,15 +229,12 @@ def eval_(ctx: click.Context, checkpoint_path: str) -> None:
     from lsdseg import checkpoint
     from lsdseg.data import protocol_classes, val_dataset, val_loader
     from lsdseg.evaluate import evaluate
-    from lsdseg.models import build_nets
     from lsdseg.train import autocast_for, resolve_device
 
     state = checkpoint.load(checkpoint_path)
-    cfg = with_overrides(state["config"], _overrides(ctx))
+    cfg, nets = checkpoint.rebuild(state, _overrides(ctx))
     device = resolve_device(cfg.train.device)
-    f = build_nets(cfg.model, adapt=False).f
-    f.load_state_dict(state["nets"]["f"])
-    f.to(device)
+    f = nets.f.to(device)
     loader = val_loader(val_dataset(cfg.data.target_val, cfg.data), cfg.data)
     ev = evaluate(f, loader, device, autocast_for(device, cfg.train.bf16), protocol_classes(cfg.data))
     click.echo(f"target mIoU ({len(ev.per_class_iou)} classes), {len(loader.dataset)} images, checkpoint step {state['step']}: {ev.miou * 100:.1f}")

@@ -18,10 +18,9 @@ from tqdm import tqdm
 
 from lsdseg import checkpoint
 from lsdseg.config import Config
-from lsdseg.config_io import with_values
 from lsdseg.data.base import DataError, read_rgb, to_tensors
 from lsdseg.data.labels import colorize
-from lsdseg.models import FCN8s, Generator, build_nets
+from lsdseg.models import FCN8s, Generator
 from lsdseg.train import resolve_device
 
 OVERLAY_ALPHA = 0.5  # share of the label colour in an overlay: both the scene and the classes stay readable
@@ -40,13 +39,11 @@ class Segmenter:
 
 def load_segmenter(path: Path | str) -> Segmenter:
     state = checkpoint.load(path)  # a missing file or one of the wrong kind: CheckpointError, one line
-    cfg = with_values(state["config"], {"model.pretrained": None})  # every weight comes from the checkpoint
+    cfg, nets = checkpoint.rebuild(state)
     device = resolve_device(cfg.train.device)
-    nets = build_nets(cfg.model, adapt="g" in state["nets"])
-    for name, net in nets.named().items():
-        if name != "d":
-            net.load_state_dict(state["nets"][name])
-            net.to(device).eval()
+    for net in (nets.f, nets.g):
+        if net is not None:
+            net.to(device)
     return Segmenter(cfg, nets.f, nets.g, device, state["step"])
 
 
