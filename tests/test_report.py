@@ -139,6 +139,15 @@ def test_export_then_train_reproduces_the_best_trial(sweep, tmp_path):
     client = MlflowClient(json.loads((folder / "sweep.json").read_text())["tracking_uri"])
     version = client.get_model_version("lsdseg-r1", "1")
     assert version.tags["sweep"] == "r1" and float(version.tags["miou"]) == pytest.approx(best["miou"], abs=1e-4)
+    # the registered version is a model that loads and segments an image array, at the image's size
+    import mlflow
+
+    mlflow.set_tracking_uri(json.loads((folder / "sweep.json").read_text())["tracking_uri"])
+    model = mlflow.pyfunc.load_model("models:/lsdseg-r1/1")
+    images = np.random.default_rng(0).integers(0, 256, (2, 50, 70, 3), dtype=np.uint8)
+    ids = model.predict(images)
+    assert ids.shape == (2, 50, 70) and ids.dtype == np.uint8 and ids.max() < 19
+    assert list(model.metadata.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, -1, -1, 3]
     # the checkpoint, and the schedule of values that trained it (lsdseg.sweep.schedule)
     assert [a.path for a in client.list_artifacts(version.run_id, "best_checkpoint")] == ["best_checkpoint/checkpoint.pt",
                                                                                         "best_checkpoint/lineage.json"]

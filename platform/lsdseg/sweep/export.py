@@ -17,6 +17,7 @@ from lsdseg.sweep.errors import SweepError
 from lsdseg.sweep.results import SweepResults
 
 ARTIFACT = "best_checkpoint"  # where `lsdseg sweep` logs the winner's checkpoint in the parent run
+MODEL = "segmenter"  # the registered pyfunc model's name in the parent run
 
 
 def _best_checkpoint(results: SweepResults) -> Path:
@@ -34,13 +35,28 @@ def export_config(results: SweepResults, out: Path) -> Path:
     return out
 
 
+def _log_model(results: SweepResults, path: Path) -> str:
+    """The winner as an MLflow pyfunc model (lsdseg.sweep.model) in the sweep's parent run; its URI."""
+    import mlflow
+
+    from lsdseg.sweep.model import SIGNATURE, Segmenter
+
+    mlflow.set_tracking_uri(results.state["tracking_uri"])
+    with mlflow.start_run(run_id=results.parent_run_id):
+        info = mlflow.pyfunc.log_model(name=MODEL, python_model=Segmenter(), artifacts={"checkpoint": str(path)},
+                                       signature=SIGNATURE, pip_requirements=["lsdseg-platform"])
+    return info.model_uri
+
+
 def register_best(results: SweepResults, name: str) -> ModelVersion:
-    """A new version of registered model `name`: the winner's checkpoint, tagged with its mIoU and sweep."""
+    """A new version of registered model `name`: a model that segments images (a pyfunc around the winner's
+    checkpoint), tagged with its mIoU and sweep. The bare checkpoint is logged too (`best_checkpoint/`)."""
     client, run_id = results.client, results.parent_run_id
     best, path = results.best, _best_checkpoint(results)
     try:
         if not client.list_artifacts(run_id, ARTIFACT):
             client.log_artifact(run_id, str(path), ARTIFACT)
+        source = _log_model(results, path)
         if not client.search_registered_models(filter_string=f"name = '{name}'"):
             client.create_registered_model(name, description="LSD-seg checkpoints (F+C, G, D) chosen by `lsdseg sweep`")
         tags = {"sweep": results.name, "miou": f"{results.best_row['miou']:.4f}", "sweep_folder": str(results.folder)}
@@ -49,7 +65,7 @@ def register_best(results: SweepResults, name: str) -> ModelVersion:
             tags |= {"confirmed_mean": f"{confirmed['mean']:.4f}", "confirmed_seeds": str(len(confirmed["scores"]))}
         if best is not None:
             tags |= {"trial_run_id": best.run_id, "optuna_trial_number": str(best.number)}
-        return client.create_model_version(name, f"runs:/{run_id}/{ARTIFACT}", run_id=run_id, tags=tags,
+        return client.create_model_version(name, source, run_id=run_id, tags=tags,
                                            description=f"winner of sweep {results.name}; retrain with `lsdseg export` + `lsdseg train --config`")
     except MlflowException as err:
         raise SweepError(f"cannot register model {name!r}: {err.message.splitlines()[0]}") from None
