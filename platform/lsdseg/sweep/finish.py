@@ -23,6 +23,7 @@ from lsdseg.sweep.record import TrialRecord, ranked
 from lsdseg.sweep.results import SweepResults, write_state
 from lsdseg.sweep.settings import SweepSettings
 from lsdseg.sweep.stopping import winner_verdict
+from lsdseg.sweep.tracking import fail_unfinished
 
 
 def _location(checkpoint: tune.Checkpoint) -> str:
@@ -71,6 +72,7 @@ def _metrics(win: Optional[Confirmed], best: TrialRecord, references: dict[str, 
 def finish(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict, client: MlflowClient,
            grids: list[tune.ResultGrid]) -> SweepResults:
     write_state(layout, state)
+    fail_unfinished(client, state["experiment_id"], state["parent_run_id"])
     results = SweepResults(layout)
     # under PBT the defaults' search trial may have taken another trial's weights: no reference then
     defaults = next((t for t in results.search if t.params == state["defaults"] and s.scheduler != "pbt"), None)

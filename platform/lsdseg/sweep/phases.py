@@ -142,7 +142,10 @@ def search(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict) -> tu
         callbacks = _callbacks(state, "search", searcher, tree, s.num_samples, tuple(mutations))
         tuner = tune.Tuner(
             trainable, param_space=space,
-            tune_config=tune.TuneConfig(scheduler=scheduler, num_samples=samples, time_budget_s=s.time_budget_s, reuse_actors=True, **tune_config),
+            # PBT restarts a trial with another's checkpoint and new values; a function trainable's actor cannot
+            # be reset for that (Tune errors the trial), so PBT trials get fresh actors
+            tune_config=tune.TuneConfig(scheduler=scheduler, num_samples=samples, time_budget_s=s.time_budget_s,
+                                        reuse_actors=s.scheduler != "pbt", **tune_config),
             run_config=_run_config(layout, s, "search", callbacks),
         )
     grid = _check(tuner.fit(), s.num_samples if s.time_budget_s is None else None)

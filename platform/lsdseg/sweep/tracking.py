@@ -184,6 +184,18 @@ class MLflowTrials(Callback):
         self.client.set_terminated(run_id, "FAILED" if outcome == "errored" else "FINISHED")
 
 
+def fail_unfinished(client: MlflowClient, experiment_id: str, parent_run_id: str) -> int:
+    """At the end of a sweep every trial has ended: a child run still RUNNING belongs to a trial Tune ended
+    with an error it told no callback about (e.g. an actor it could not restart). Mark it FAILED (tag
+    status=errored), as Optuna was told; returns how many."""
+    query = f"tags.mlflow.parentRunId = '{parent_run_id}' and attributes.status = 'RUNNING'"
+    runs = client.search_runs([experiment_id], filter_string=query, max_results=10_000)
+    for run in runs:
+        client.set_tag(run.info.run_id, "status", "errored")
+        client.set_terminated(run.info.run_id, "FAILED")
+    return len(runs)
+
+
 def end_unfinished(client: MlflowClient, experiment_id: str, parent_run_id: str) -> int:
     """Mark every child run still RUNNING as KILLED (tag status=interrupted), and the parent too; returns
     how many children. Run when a sweep is interrupted: nothing is left looking alive in MLflow's UI, and a
