@@ -122,12 +122,12 @@ def test_the_page_is_one_file_with_plotly_inlined_once(tmp_path, monkeypatch, co
     search = [_record(n, 0.30 + 0.01 * (n % 5)) for n in range(12)]
     logged = []
     results = _Results(
-        folder=tmp_path, name="s<1>", parent_run_id="p", study=_study(12), searched=["beta", "lr"], search=search,
+        folder=tmp_path, name="s<1>", parent_run_id="p", study=_study(12), searched=["beta", "lr"], search=search, trials=search,
         references={"source_only": 0.2}, seeds=list(SEEDS), best=search[4], default_weights=search[0],
         confirmation=[DEFAULTS, BETTER, UNCLEAR] if confirmed else [], winner=BETTER if confirmed else None,
         state={"tracking_uri": "sqlite://", "stopping_replay": "Replayed, the rule would not have stopped trial 7.",
                "settings": {"smoothing": 3, "scheduler": "asha", "select": "mean", "confirm_top": 2}},
-        client=SimpleNamespace(log_artifact=lambda run, path, folder: logged.append(path)))
+        client=SimpleNamespace(log_artifact=lambda run, path, folder: logged.append(path), log_batch=lambda run, metrics: None))
     monkeypatch.setattr(build, "SweepResults", lambda sweep: results)
     page = build.write_report("s", tmp_path / "report", examples=0).read_text()
     assert page.count("Plotly.newPlot") == 1 and len(re.findall(r"<script[^>]*\bsrc=", page)) == 0

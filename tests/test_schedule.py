@@ -8,9 +8,9 @@ import json
 import pytest
 
 from lsdseg import checkpoint
+from lsdseg.checkpoint import latest_checkpoint
 from lsdseg.config_io import to_dict
 from lsdseg.sweep.schedule import LINEAGE, read_lineage, run_schedule
-from lsdseg.train import latest_checkpoint
 
 FIRST = {"optim.g_lr": 1e-4, "loss.g_adv": 0.1}
 LATER = {"optim.g_lr": 7e-4, "loss.g_adv": 0.4}

@@ -8,14 +8,14 @@ from __future__ import annotations
 import hashlib
 import os
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any, Iterable, Optional
 
 import torch
 
 from lsdseg.config import Config
 from lsdseg.config_io import to_dict, with_overrides, with_values
 from lsdseg.models import Nets, build_nets
-from lsdseg.step import Optimizers
+from lsdseg.optim import Optimizers
 
 FORMAT = "lsdseg-checkpoint-v1"
 DIGEST = "sha256"  # of every tensor's bytes, in key order: flipped bits on a disk or in a copy are caught on load
@@ -74,6 +74,12 @@ def load(path: Path | str) -> dict[str, Any]:
         raise CheckpointError(f"checkpoint {path} is damaged (its weights do not match the digest written with them): "
                               "use another checkpoint of the run, or copy this one again")
     return state
+
+
+def latest_checkpoint(out_dir: Path | str) -> Optional[Path]:
+    """The newest evaluation checkpoint of a run folder, or None."""
+    found = sorted(Path(out_dir).glob("checkpoints/step_*/checkpoint.pt"))
+    return found[-1] if found else None
 
 
 def rebuild(state: dict[str, Any], overrides: Iterable[str] = ()) -> tuple[Config, Nets]:

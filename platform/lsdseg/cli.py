@@ -94,7 +94,8 @@ CONFIG_HELP = "YAML file of config sections, or a packaged config's name; repeat
 def train(ctx: click.Context, config_paths: tuple[str, ...], resume: str | None, objective: str | None, smoke_test: bool) -> None:
     """Train one run; with no arguments, LSD-seg on the built-in benchmark with the small backbone."""
     from lsdseg.data import protocol_classes  # heavy imports after argument checks
-    from lsdseg.train import latest_checkpoint, run_training
+    from lsdseg.checkpoint import latest_checkpoint
+    from lsdseg.train import run_training
 
     cfg = load_config(config_paths, (SMOKE if smoke_test else []) + _overrides(ctx) + ([f"--train.objective={objective}"] if objective else []))
     if resume is not None and Path(resume).is_dir():  # a run folder: its latest checkpoint, and the run goes on in it
@@ -229,7 +230,7 @@ def eval_(ctx: click.Context, checkpoint_path: str) -> None:
     from lsdseg import checkpoint
     from lsdseg.data import protocol_classes, val_dataset, val_loader
     from lsdseg.evaluate import evaluate
-    from lsdseg.train import autocast_for, resolve_device
+    from lsdseg.device import autocast_for, resolve_device
 
     state = checkpoint.load(checkpoint_path)
     cfg, nets = checkpoint.rebuild(state, _overrides(ctx))

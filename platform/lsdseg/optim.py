@@ -1,11 +1,19 @@
 """Optimizers as in the public code: Adam for F/C (biases at a multiple of the lr, step decay), G and D."""
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 
 from lsdseg.config import OptimConfig
 from lsdseg.models import Nets
-from lsdseg.step import Optimizers
+
+
+@dataclass
+class Optimizers:
+    f: torch.optim.Optimizer
+    g: torch.optim.Optimizer | None  # None in source-only and oracle runs, which have no G or D
+    d: torch.optim.Optimizer | None
 
 
 def build_optimizers(nets: Nets, o: OptimConfig) -> Optimizers:

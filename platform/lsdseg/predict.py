@@ -21,7 +21,7 @@ from lsdseg.config import Config
 from lsdseg.data.base import DataError, read_rgb, to_tensors
 from lsdseg.data.labels import colorize
 from lsdseg.models import FCN8s, Generator
-from lsdseg.train import resolve_device
+from lsdseg.device import resolve_device
 
 OVERLAY_ALPHA = 0.5  # share of the label colour in an overlay: both the scene and the classes stay readable
 

@@ -20,15 +20,9 @@ from lsdseg.config import LossWeights
 from lsdseg.losses import domain_ce, labels_for_d, pixel_ce, reconstruction_l1
 from lsdseg.models import DomainLabel, Nets
 from lsdseg.models.blocks import Features
+from lsdseg.optim import Optimizers
 
 Autocast = Callable[[], AbstractContextManager]
-
-
-@dataclass
-class Optimizers:
-    f: torch.optim.Optimizer
-    g: torch.optim.Optimizer | None
-    d: torch.optim.Optimizer | None
 
 
 @dataclass

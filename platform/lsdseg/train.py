@@ -14,7 +14,6 @@ import os
 import shutil
 import time
 from collections import defaultdict
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Literal, Optional
@@ -24,9 +23,10 @@ from tqdm import tqdm
 
 from lsdseg import checkpoint
 from lsdseg.config import Config
-from lsdseg.config_io import ConfigError, dump_config, to_dict
+from lsdseg.config_io import dump_config, to_dict
 from lsdseg.data import prepare, protocol_classes, train_dataset, val_dataset, val_loader
 from lsdseg.data.sampling import endless_batches
+from lsdseg.device import autocast_for, resolve_device
 from lsdseg.evaluate import validate
 from lsdseg.models import build_nets
 from lsdseg.objectives import Objective, oriented
@@ -72,20 +72,6 @@ class ResumeError(ValueError):
     """A checkpoint that cannot continue this config; one line with the fix."""
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("train.device=cuda but no CUDA device is visible: use train.device=auto or cpu")
-    return torch.device(name)
-
-
-def autocast_for(device: torch.device, bf16: bool) -> Callable:
-    if device.type == "cuda" and bf16:
-        return lambda: torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext
-
-
 # How and from where the data is read, not which data: a resume may change these (a dataset moved to another disk)
 _DATA_LOGISTICS = ("num_workers", "cache_dir", "root")
 
@@ -106,12 +92,6 @@ def _resume_state(path: Path | str, cfg: Config) -> dict:
     if state["config"]["train"]["mode"] != cfg.train.mode:
         raise ResumeError(f"checkpoint {path} is a {state['config']['train']['mode']!r} run: resume it with train.mode={state['config']['train']['mode']}")
     return state
-
-
-def latest_checkpoint(out_dir: Path | str) -> Optional[Path]:
-    """The newest evaluation checkpoint of a run folder, or None."""
-    found = sorted(Path(out_dir).glob("checkpoints/step_*/checkpoint.pt"))
-    return found[-1] if found else None
 
 
 def selected(history: list[EvalReport], objective: Objective) -> Optional[EvalReport]:

@@ -15,12 +15,12 @@ from typing import Any, Optional
 import optuna
 from mlflow.tracking import MlflowClient
 
+from lsdseg.checkpoint import latest_checkpoint
 from lsdseg.objectives import Objective, text
 from lsdseg.sweep.confirm import Candidate, Confirmed, summarise, winner
 from lsdseg.sweep.errors import SweepError
 from lsdseg.sweep.layout import SweepLayout, find_sweep
 from lsdseg.sweep.record import TrialRecord, load_records, ranked
-from lsdseg.train import latest_checkpoint
 
 
 REQUIRED = ("settings", "tracking_uri", "experiment_id", "parent_run_id", "status", "phase")

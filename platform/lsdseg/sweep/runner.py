@@ -35,7 +35,8 @@ from lsdseg.sweep.warmstart import inside, load_warm_start, seed_study
 def _reference(tree: dict[str, Any], mode: str, out_dir: str) -> float:
     """A reference run on the same base config (e.g. source-only), as a Ray task beside the trials;
     a resumed sweep continues it from its own latest checkpoint."""
-    from lsdseg.train import latest_checkpoint, run_training
+    from lsdseg.checkpoint import latest_checkpoint
+    from lsdseg.train import run_training
 
     cfg = with_values(tree, {"train.mode": mode, "train.out_dir": out_dir})
     return run_training(cfg, resume=latest_checkpoint(out_dir)).miou
