@@ -212,3 +212,19 @@ def test_the_benchmark_cache_honours_xdg_cache_home(tmp_path, monkeypatch):
     monkeypatch.delenv("XDG_CACHE_HOME")
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     assert synthetic.benchmark_dir(None, 0, 8).parent == tmp_path / "home" / ".cache" / "lsdseg"
+
+
+def test_split_digests_change_with_the_files_of_a_split(tmp_path):
+    from lsdseg.config_io import with_overrides
+    from lsdseg.data import split_digests
+
+    root = tmp_path / "gta"
+    LAYOUTS["gta5"].build(root, ["00001", "00002", "24000"])  # 24000: the val split
+    domain = {"name": "gta5", "root": str(root)}
+    cfg = with_overrides({"data": {"source": domain, "target": domain, "target_val": domain}}).data
+    before = split_digests(cfg)
+    assert before["source"]["images"] == "2" and before["source_val"]["images"] == "1" and before["source"]["root"] == str(root)
+    for folder in ("images", "labels"):
+        (root / folder / "00002.png").rename(root / folder / "00003.png")
+    after = split_digests(cfg)
+    assert after["source"]["digest"] != before["source"]["digest"] and after["source_val"] == before["source_val"]

@@ -54,6 +54,12 @@ def test_smoke_sweep_confirms_the_best_on_fresh_seeds(tmp_path, cache_dir):
     assert best["confirmed"]["mean"] == pytest.approx(max(means.values()))
     parent = MlflowClient(uri).get_run(state["parent_run_id"])
     assert parent.data.metrics["confirmed_mean"] == pytest.approx(max(means.values()))
+    # lineage: which files every run read (root, digest of the split's file list), by role
+    trial = children_of(MlflowClient(uri), state["parent_run_id"], state["experiment_id"])[0]
+    for logged in (parent, MlflowClient(uri).get_run(trial.info.run_id)):
+        inputs = {i.tags[0].value: i.dataset for i in logged.inputs.dataset_inputs}
+        assert set(inputs) == {"source", "source_val", "target", "target_val"}
+        assert inputs["target_val"].name == "synthetic/target_val" and inputs["target_val"].digest == state["data"]["target_val"]["digest"][:36]
     resolved = field_paths(load_config(folder / "best_config.yaml"))  # the winner's config, ready for lsdseg train
     assert all(resolved[k] == v for k, v in best["params"].items())
     # the first screen is the product's: the libraries' start-up chatter is in the sweep's log

@@ -21,6 +21,16 @@ def git_sha() -> str:
     return sha + ("+dirty" if dirty else "")
 
 
+def git_diff() -> str:
+    """The uncommitted changes to tracked files (`git diff HEAD`): with `git_sha`, the code exactly; "" if
+    clean or outside git."""
+    here = Path(lsdseg.__file__).resolve().parent
+    try:
+        return subprocess.run(["git", "diff", "HEAD"], cwd=here, capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return ""
+
+
 def run_info(device: torch.device) -> dict[str, str]:
     return {
         "git_sha": git_sha(),

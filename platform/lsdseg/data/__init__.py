@@ -1,6 +1,7 @@
 """Datasets by name: the built-in benchmark and GTA5, SYNTHIA, Cityscapes in their distributed layouts."""
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 from types import ModuleType
 from typing import Callable, Optional
@@ -91,6 +92,20 @@ def _collate(items: list[dict[str, torch.Tensor]]) -> dict:
 
 def val_loader(dataset: SegmentationDataset, cfg: DataConfig) -> torch.utils.data.DataLoader:
     return torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers, collate_fn=_collate)
+
+
+def split_digests(cfg: DataConfig) -> dict[str, dict[str, str]]:
+    """Which files each split of a run reads, by role: its root, split, image count and a SHA-256 of the
+    sorted relative file names (a changed, added or removed file changes it). Run after `prepare`."""
+    labelled = {"source": True, "source_val": True, "target": False, "target_val": cfg.target_labels}
+    found = {}
+    for role, domain in (("source", cfg.source), ("source_val", cfg.source), ("target", cfg.target), ("target_val", cfg.target_val)):
+        root, split = dataset_root(domain, cfg, role), split_of(domain, role)
+        samples = MODULES[domain.name].samples(root, split, labelled[role])
+        names = sorted(str(p.relative_to(root)) for s in samples for p in (s.image, s.label) if p is not None)
+        found[role] = {"name": f"{domain.name}/{split}", "root": str(root), "images": str(len(samples)),
+                       "digest": hashlib.sha256("\n".join(names).encode()).hexdigest()}
+    return found
 
 
 def protocol_classes(cfg: DataConfig) -> tuple[int, ...]:

@@ -88,7 +88,7 @@ def _callbacks(state: dict, phase: str, searcher, tree: dict, trials: int, varyi
     # one): every run then has the same params, which MLflow's compare plots need (they drop a run missing one)
     logged = {k: values[k] for k in (*KEY_FIXED, *state["searched"])}
     mlflow = MLflowTrials(state["tracking_uri"], state["experiment_id"], state["parent_run_id"], phase, searcher,
-                          logged, tree["train"]["seed"], varying)
+                          logged, tree["train"]["seed"], varying, state.get("data", {}))
     return [mlflow, SweepProgress(phase, trials, tree["train"]["iterations"], mlflow.run_name)]
 
 

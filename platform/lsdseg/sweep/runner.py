@@ -19,8 +19,8 @@ from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
 from lsdseg.config import Config
 from lsdseg.config_io import dump_config, field_paths, load_config, to_dict, with_values
-from lsdseg.data import prepare
-from lsdseg.runinfo import git_sha
+from lsdseg.data import prepare, split_digests
+from lsdseg.runinfo import git_diff, git_sha
 from lsdseg.sweep import console, phases
 from lsdseg.sweep.errors import SweepError, SweepInterrupted
 from lsdseg.sweep.finish import finish
@@ -28,7 +28,7 @@ from lsdseg.sweep.layout import SweepLayout
 from lsdseg.sweep.results import SweepResults, read_state, write_state
 from lsdseg.sweep.settings import SweepSettings
 from lsdseg.sweep.spaces import check_space, load_space
-from lsdseg.sweep.tracking import check_store, default_tracking_uri, end_unfinished, start_parent
+from lsdseg.sweep.tracking import check_store, dataset_inputs, default_tracking_uri, end_unfinished, start_parent
 from lsdseg.sweep.warmstart import inside, load_warm_start, seed_study
 
 
@@ -92,12 +92,17 @@ def start_sweep(s: SweepSettings, cfg: Config, verbose: bool = False) -> SweepRe
                 "sampler_seed": str(s.sampler_seed), "scheduler": s.scheduler, "smoothing": str(s.smoothing),
                 "objective": cfg.train.objective}
         experiment_id, parent = start_parent(client, s.experiment, s.name, tags)
+        digests = split_digests(cfg.data)
+        client.log_inputs(parent, datasets=dataset_inputs(digests))  # which files: roots, counts, digests
+        diff = git_diff()
+        if diff:  # with the sha, the code exactly
+            client.log_text(parent, diff, "git.diff")
         client.log_artifact(parent, str(layout.config))
         if s.space.endswith(".py"):
             client.log_artifact(parent, s.space)
         state = {"settings": dataclasses.asdict(s), "tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": parent,
                  "started": time.strftime("%Y-%m-%d %H:%M:%S"), "status": "running", "phase": "search", "objective": cfg.train.objective,
-                 "searched": sorted(distributions), "defaults": defaults, "first_points": [*warm.winners, defaults], "references": {}, "confirm": None}
+                 "searched": sorted(distributions), "defaults": defaults, "data": digests, "first_points": [*warm.winners, defaults], "references": {}, "confirm": None}
         write_state(layout, state)
         return _drive(layout, state, s, tree, client)
 

@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Optional
 
-from mlflow.entities import Metric, Param, RunTag
+from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
@@ -26,6 +26,13 @@ from lsdseg.sweep.searcher import HonestOptunaSearch, trial_outcome
 
 def default_tracking_uri() -> str:
     return f"sqlite:///{Path.cwd() / 'mlflow.db'}"
+
+
+def dataset_inputs(digests: dict[str, dict[str, str]]) -> list[DatasetInput]:
+    """MLflow dataset inputs (`lsdseg.data.split_digests`): what a run trained and was judged on."""
+    return [DatasetInput(Dataset(name=d["name"], digest=d["digest"][:36], source_type="local", source=d["root"],
+                                 profile=f'{{"images": {d["images"]}}}'),
+                         tags=[InputTag("mlflow.data.context", role)]) for role, d in digests.items()]
 
 
 def check_store(uri: str, timeout_s: int = 10) -> None:
@@ -69,12 +76,14 @@ class MLflowTrials(Callback):
     """Tune callback: one nested MLflow run per trial (params, metric history, outcome, traceback)."""
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, phase: Phase,
-                 searcher: Optional[HonestOptunaSearch], fixed_params: dict[str, Any], seed: int, varying: tuple[str, ...] = ()):
+                 searcher: Optional[HonestOptunaSearch], fixed_params: dict[str, Any], seed: int, varying: tuple[str, ...] = (),
+                 data: Optional[dict[str, dict[str, str]]] = None):
         self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
         self.phase, self.searcher, self.fixed_params, self.seed = phase, searcher, fixed_params, seed
         # values a trial's config may change mid-run (PBT): MLflow params are write-once, so these also go
         # in as metrics `config/<field>` at every evaluation, which draws each trial's schedule
         self.varying = varying
+        self.data = data or {}  # lsdseg.data.split_digests: each run's dataset inputs
         self._client: Optional[MlflowClient] = None
         self._runs: dict[str, str] = {}
         self._nodes: dict[str, list[str]] = {}
@@ -105,6 +114,8 @@ class MLflowTrials(Callback):
             run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
             params = {**self.fixed_params, **params}
             self.client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in sorted(params.items())])
+            if self.data:
+                self.client.log_inputs(run_id, datasets=dataset_inputs(self.data))
         self._runs[trial.trial_id] = run_id
         return run_id
 
