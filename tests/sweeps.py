@@ -24,7 +24,10 @@ def tiny(cache_dir, iterations=6, eval_every=2):
 
 
 def lsdseg(*args, cwd, wait=True, env=None, timeout=600, split=False):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
+    # MLFLOW_TRACKING_URI is the --tracking-uri default: one set by an earlier test (or the shell) must not
+    # send this sweep's runs to another store
+    inherited = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"}
+    env = {**inherited, "OMP_NUM_THREADS": "1", "MLFLOW_DISABLE_TELEMETRY": "true", "RAY_USAGE_STATS_ENABLED": "0", **(env or {})}
     cmd = [sys.executable, "-m", "lsdseg.cli", *args]
     if not wait:
         return subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE if split else subprocess.STDOUT, text=True)

@@ -9,6 +9,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -139,15 +140,17 @@ def test_export_then_train_reproduces_the_best_trial(sweep, tmp_path):
     client = MlflowClient(json.loads((folder / "sweep.json").read_text())["tracking_uri"])
     version = client.get_model_version("lsdseg-r1", "1")
     assert version.tags["sweep"] == "r1" and float(version.tags["miou"]) == pytest.approx(best["miou"], abs=1e-4)
-    # the registered version is a model that loads and segments an image array, at the image's size
-    import mlflow
-
-    mlflow.set_tracking_uri(json.loads((folder / "sweep.json").read_text())["tracking_uri"])
-    model = mlflow.pyfunc.load_model("models:/lsdseg-r1/1")
-    images = np.random.default_rng(0).integers(0, 256, (2, 50, 70, 3), dtype=np.uint8)
-    ids = model.predict(images)
-    assert ids.shape == (2, 50, 70) and ids.dtype == np.uint8 and ids.max() < 19
-    assert list(model.metadata.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, -1, -1, 3]
+    # the registered version is a model that loads and segments an image array, at the image's size; in a
+    # process of its own, as a user's would be (and so that no tracking URI leaks into later tests' sweeps)
+    script = ("import mlflow, numpy as np\n"
+              f"mlflow.set_tracking_uri({json.loads((folder / 'sweep.json').read_text())['tracking_uri']!r})\n"
+              "model = mlflow.pyfunc.load_model('models:/lsdseg-r1/1')\n"
+              "ids = model.predict(np.random.default_rng(0).integers(0, 256, (2, 50, 70, 3), dtype=np.uint8))\n"
+              "shape = list(model.metadata.signature.inputs.to_dict()[0]['tensor-spec']['shape'])\n"
+              "print(ids.shape, ids.dtype, int(ids.max()) < 19, shape)\n")
+    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert loaded.returncode == 0, loaded.stderr[-3000:]
+    assert loaded.stdout.strip().splitlines()[-1] == "(2, 50, 70) uint8 True [-1, -1, -1, 3]"
     # the checkpoint, and the schedule of values that trained it (lsdseg.sweep.schedule)
     assert [a.path for a in client.list_artifacts(version.run_id, "best_checkpoint")] == ["best_checkpoint/checkpoint.pt",
                                                                                         "best_checkpoint/lineage.json"]
