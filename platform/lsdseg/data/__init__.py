@@ -23,15 +23,19 @@ def _cache(cfg: DataConfig) -> Optional[Path]:
     return Path(cfg.cache_dir).expanduser().resolve() if cfg.cache_dir else None
 
 
+def _splits(cfg: DataConfig) -> list[tuple[str, DomainData, bool]]:
+    """(role, domain, read with labels) of every split a run reads. The target's training split is read
+    without labels (only the oracle mode reads them, and checks them when it builds that dataset)."""
+    return [("source", cfg.source, True), ("source_val", cfg.source, True), ("target", cfg.target, False),
+            ("target_val", cfg.target_val, cfg.target_labels)]
+
+
 def prepare(cfg: DataConfig, show_progress: bool) -> None:
     """Check every real dataset's folder, then generate the built-in benchmark now if a domain uses it (once
     per cache), with a progress bar. Checks first: a wrong path must not cost a benchmark generation."""
-    # the target's training split is read without labels here (only the oracle mode reads them, and
-    # checks them when it builds that dataset)
-    labelled = {"source": True, "source_val": True, "target": False, "target_val": cfg.target_labels}
-    for role, domain in (("source", cfg.source), ("source_val", cfg.source), ("target", cfg.target), ("target_val", cfg.target_val)):
+    for role, domain, labelled in _splits(cfg):
         if domain.name != "synthetic":
-            MODULES[domain.name].samples(dataset_root(domain, cfg, role), split_of(domain, role), labelled[role])
+            MODULES[domain.name].samples(dataset_root(domain, cfg, role), split_of(domain, role), labelled)
     if "synthetic" not in {cfg.source.name, cfg.target.name, cfg.target_val.name}:
         return
     if synthetic.benchmark_dir(_cache(cfg), cfg.synthetic_seed, cfg.synthetic_size).is_dir():
@@ -97,11 +101,10 @@ def val_loader(dataset: SegmentationDataset, cfg: DataConfig) -> torch.utils.dat
 def split_digests(cfg: DataConfig) -> dict[str, dict[str, str]]:
     """Which files each split of a run reads, by role: its root, split, image count and a SHA-256 of the
     sorted relative file names (a changed, added or removed file changes it). Run after `prepare`."""
-    labelled = {"source": True, "source_val": True, "target": False, "target_val": cfg.target_labels}
     found = {}
-    for role, domain in (("source", cfg.source), ("source_val", cfg.source), ("target", cfg.target), ("target_val", cfg.target_val)):
+    for role, domain, labelled in _splits(cfg):
         root, split = dataset_root(domain, cfg, role), split_of(domain, role)
-        samples = MODULES[domain.name].samples(root, split, labelled[role])
+        samples = MODULES[domain.name].samples(root, split, labelled)
         names = sorted(str(p.relative_to(root)) for s in samples for p in (s.image, s.label) if p is not None)
         found[role] = {"name": f"{domain.name}/{split}", "root": str(root), "images": str(len(samples)),
                        "digest": hashlib.sha256("\n".join(names).encode()).hexdigest()}

@@ -55,14 +55,14 @@ def _regret_across(finals: list[tuple[float, float]]) -> float:
 
 def assess(records: Sequence[TrialRecord], name: str) -> Optional[Trust]:
     """How `name` tracks target mIoU over `records` (every run: search trials and confirmation runs)."""
-    per_run = [p for p in (pairs(r, name) for r in records) if p]
+    paired = [(r, run) for r in records if (run := pairs(r, name))]
+    per_run = [run for _, run in paired]
     flat = [p for run in per_run for p in run]
     if len(flat) < 3:
         return None
     x, y = [p[1] for p in flat], [p[2] for p in flat]
     constant = len(set(x)) < 2 or len(set(y)) < 2
-    finals = [(run[-1][1], run[-1][2]) for r in records
-              if r.phase == "search" and r.status == "completed" and (run := pairs(r, name))]
+    finals = [(run[-1][1], run[-1][2]) for r, run in paired if r.phase == "search" and r.status == "completed"]
     return Trust(name, len(flat),
                  math.nan if constant else float(stats.spearmanr(x, y).statistic),
                  math.nan if constant else float(stats.kendalltau(x, y).statistic),

@@ -49,8 +49,8 @@ def figure(records: Sequence[TrialRecord]) -> Figure | str:
     if not shown:
         return UNLABELLED
     fig, axes = plt.subplots(1, len(shown), figsize=(3.1 * len(shown), 3.0), sharey=True, squeeze=False)
+    miou = {(r.run_id, step): v for r in records for step, v in r.history}
     for ax, name in zip(axes[0], shown):
-        miou = {(r.run_id, step): v for r in records for step, v in r.history}
         points = [(v, miou[(r.run_id, step)] * 100) for r in records for step, v in r.validators.get(name, ())
                   if (r.run_id, step) in miou and not math.isnan(v)]
         ax.scatter(*zip(*points), s=9, alpha=0.6)
