@@ -38,6 +38,17 @@ def test_resumed_run_continues_exactly(tiny_cfg, tmp_path):
     assert "git_sha" in json.loads((run / "run-resumed-at-2.json").read_text())
 
 
+def test_how_often_a_run_evaluates_does_not_change_its_training(tiny_cfg, tmp_path):
+    """Evaluation draws no training randomness: the weights after 4 iterations are the same whether the run
+    evaluated at 2 and 4 or at 4 only (a loader drawing from torch's global RNG broke this)."""
+    often = run_training(tiny_cfg(train={"out_dir": str(tmp_path / "often"), "eval_every": 2}))
+    once = run_training(tiny_cfg(train={"out_dir": str(tmp_path / "once"), "eval_every": 4}))
+    assert [h.step for h in often.history] == [2, 4] and [h.step for h in once.history] == [4]
+    a = checkpoint.load(often.history[-1].checkpoint)["nets"]
+    b = checkpoint.load(once.history[-1].checkpoint)["nets"]
+    assert all(torch.equal(a[n][k], b[n][k]) for n in a for k in a[n])
+
+
 def test_reports_each_evaluation_with_a_checkpoint(tiny_cfg):
     reports = []
     result = run_training(tiny_cfg(), report=reports.append)

@@ -95,7 +95,10 @@ def _collate(items: list[dict[str, torch.Tensor]]) -> dict:
 
 
 def val_loader(dataset: SegmentationDataset, cfg: DataConfig) -> torch.utils.data.DataLoader:
-    return torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers, collate_fn=_collate)
+    # Its own generator: a loader without one draws its base seed from torch's global RNG at every pass,
+    # so how often and on how many splits a run evaluates would change the noise of its training.
+    return torch.utils.data.DataLoader(dataset, batch_size=cfg.batch_size, num_workers=cfg.num_workers, collate_fn=_collate,
+                                       generator=torch.Generator().manual_seed(0))
 
 
 def split_digests(cfg: DataConfig) -> dict[str, dict[str, str]]:
