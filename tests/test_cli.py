@@ -5,7 +5,9 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
+from PIL import Image
 
 
 def lsdseg(*args, cwd):
@@ -54,23 +56,48 @@ def test_config_prints_every_key(tmp_path):
     assert run.returncode == 0 and "g_rec: 0.5" in run.stdout and "f_bias_lr_mult" in run.stdout
 
 
+def _gta5_tree(root, label_for):
+    """A tiny GTA5 tree; `label_for(index)` gives each label image (24000 opens GTA5's validation split)."""
+    from PIL import Image
+
+    for folder in ("images", "labels"):
+        (root / folder).mkdir(parents=True)
+    for index in (1, 2, 3, 24000):
+        Image.new("RGB", (96, 48)).save(root / "images" / f"{index:05d}.png")
+        label_for(index).save(root / "labels" / f"{index:05d}.png")
+
+
+GTA5_RUN = ["--train.iterations=4", "--train.eval_every=4", "--data.batch_size=2", "--data.crop_height=32", "--data.crop_width=64"]
+
+
 def test_a_data_error_in_a_loader_worker_is_one_line(tmp_path):
-    """With loader processes (the vgg16 config sets 4), a bad label is found in a worker, and torch wraps its
-    traceback around the message: the user still gets one line (after the progress bar's own)."""
+    """With loader processes (the vgg16 config sets 4), a label whose header is fine but whose pixels are cut
+    off is found in a worker, and torch wraps its traceback around the message: the user still gets one line."""
     from PIL import Image
 
     root = tmp_path / "gta"
-    for folder in ("images", "labels"):
-        (root / folder).mkdir(parents=True)
-    for index in (1, 2, 3, 24000):  # 24000: GTA5's validation split starts there
-        Image.new("RGB", (96, 48)).save(root / "images" / f"{index:05d}.png")
-        label = Image.new("RGB", (96, 48)) if index == 2 else Image.new("L", (96, 48), 7)  # a colour label: wrong kind
-        label.save(root / "labels" / f"{index:05d}.png")
-    run = lsdseg("train", "--data.source.name=gta5", f"--data.source.root={root}", "--data.num_workers=2", "--train.iterations=4",
-                 "--train.eval_every=4", "--data.batch_size=2", "--data.crop_height=32", "--data.crop_width=64", cwd=tmp_path)
+    _gta5_tree(root, lambda index: Image.fromarray(np.random.default_rng(index).integers(0, 34, (48, 96), np.uint8), "L"))
+    label = root / "labels" / "00002.png"
+    label.write_bytes(label.read_bytes()[: label.stat().st_size // 2])  # truncated: only decoding finds it
+    run = lsdseg("train", "--data.source.name=gta5", f"--data.source.root={root}", "--data.num_workers=2", *GTA5_RUN, cwd=tmp_path)
     errors = [line for line in run.stderr.splitlines() if line.startswith("Error")]
     assert run.returncode == 1 and "Traceback" not in run.stderr and len(errors) == 1
-    assert "00002.png is a 'RGB' image" in errors[0]
+    assert "cannot read label" in errors[0] and "00002.png" in errors[0]
+
+
+@pytest.mark.parametrize("bad, message", [
+    (lambda index: Image.new("RGB" if index == 3 else "L", (96, 48), 7), "00003.png is a 'RGB' image"),  # a colour label
+    (lambda index: Image.new("L", (96, 40) if index == 24000 else (96, 48), 7), "labels/24000.png is 96x40 but its image"),
+])
+def test_a_bad_label_anywhere_is_found_before_anything_starts(tmp_path, bad, message):
+    """From the files' headers, before the benchmark is generated or a run folder made: a wrong kind of label
+    in the training split, a label of the wrong size in the validation split."""
+    _gta5_tree(tmp_path / "gta", bad)
+    run = lsdseg("train", "--data.source.name=gta5", f"--data.source.root={tmp_path / 'gta'}", f"--data.cache_dir={tmp_path / 'cache'}",
+                 *GTA5_RUN, cwd=tmp_path)
+    assert run.returncode == 1 and "Traceback" not in run.stderr
+    assert len(run.stderr.strip().splitlines()) == 1 and message in run.stderr
+    assert not (tmp_path / "cache").exists() and not (tmp_path / "runs").exists()
 
 
 def test_a_train_that_cannot_start_leaves_no_run_folder(tmp_path):

@@ -14,7 +14,7 @@ import torch
 from PIL import Image
 
 from lsdseg.data import cityscapes, gta5, synthetic, synthia
-from lsdseg.data.base import DataError, RandomCrop, SegmentationDataset
+from lsdseg.data.base import DataError, RandomCrop, SegmentationDataset, check_pairs
 from lsdseg.data.labels import IGNORE
 
 CROP_H, CROP_W = 16, 32
@@ -192,6 +192,50 @@ def test_wrong_label_kind_is_reported(tmp_path, name, write):
     with pytest.raises(DataError) as err:
         LAYOUTS[name].module.read_label(path)
     assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("name,write", WRONG_LABELS)
+def test_a_label_header_is_refused_as_its_read_would_be(tmp_path, name, write):
+    """The up-front scan reads headers only, and refuses what reading the label would refuse."""
+    path = tmp_path / "label.png"
+    write(path)
+    with pytest.raises(DataError) as err:
+        LAYOUTS[name].module.label_size(path)
+    assert "\n" not in str(err.value) and str(path) in str(err.value)
+
+
+@pytest.mark.parametrize("name", LAYOUTS)
+def test_a_good_label_header_gives_the_size_its_read_gives(tmp_path, name):
+    layout = LAYOUTS[name]
+    layout.build(tmp_path)
+    sample = layout.module.samples(tmp_path, "train")[0]
+    assert layout.module.label_size(sample.label) == layout.size == layout.module.read_label(sample.label).shape[::-1]
+
+
+def test_a_label_of_another_size_is_named_with_its_image(tmp_path):
+    layout = LAYOUTS["gta5"]
+    layout.build(tmp_path)
+    write_palette(tmp_path / "labels" / "00002.png", np.full((40, 96), 7))
+    samples = gta5.samples(tmp_path, "train")
+    for find in (lambda: check_pairs(samples, gta5.label_size),
+                 lambda: SegmentationDataset(samples, gta5.read_label, gta5.train_transform(CROP_H, CROP_W))[1]):
+        with pytest.raises(DataError, match=r"labels/00002.png is 96x40 but its image .*images/00002.png is 96x48"):
+            find()
+
+
+def test_the_target_labels_are_scanned_only_where_a_run_reads_them(tmp_path):
+    """The target's training labels enter only the target-oracle mode, so only it checks them."""
+    from lsdseg.config_io import with_overrides
+    from lsdseg.data import prepare
+
+    LAYOUTS["gta5"].build(tmp_path, ["00001", "24000"])
+    Image.new("RGB", (96, 48)).save(tmp_path / "labels" / "00001.png")  # a colour label in the train split
+    domain = {"name": "gta5", "root": str(tmp_path)}
+    cfg = with_overrides({"data": {"source": {"name": "synthetic"}, "target": domain, "target_val": domain,
+                                   "cache_dir": str(tmp_path / "cache")}}).data
+    with pytest.raises(DataError, match="00001.png is a 'RGB' image"):
+        prepare(cfg, show_progress=False, oracle=True)
+    assert not (tmp_path / "cache").exists()  # found before the benchmark is generated
 
 
 def test_cityscapes_without_gtfine_is_read_unlabelled_and_a_labelled_use_says_what_to_do(tmp_path):

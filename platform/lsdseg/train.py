@@ -151,7 +151,7 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
     autocast = autocast_for(device, t.bf16)
 
     # Every check of the data comes before the run folder: a run that cannot start leaves nothing behind.
-    prepare(cfg.data, show_progress=progress)
+    prepare(cfg.data, show_progress=progress, oracle=t.mode == "target_oracle")
     # Unpaired domains: one endless stream each; the oracle's labelled stream is the target's train split.
     labelled_domain, role = (cfg.data.target, "target") if t.mode == "target_oracle" else (cfg.data.source, "source")
     # stream seeds 2s and 2s+1: distinct for every run seed s, so the two domains never share an order

@@ -11,7 +11,7 @@ from tqdm import tqdm
 
 from lsdseg.config import DataConfig, DomainData
 from lsdseg.data import cityscapes, gta5, synthetic, synthia
-from lsdseg.data.base import DataError, Resize, SegmentationDataset
+from lsdseg.data.base import DataError, Resize, SegmentationDataset, check_pairs
 from lsdseg.data.labels import PROTOCOLS
 
 MODULES: dict[str, ModuleType] = {"synthetic": synthetic, "gta5": gta5, "synthia": synthia, "cityscapes": cityscapes}
@@ -23,19 +23,28 @@ def _cache(cfg: DataConfig) -> Optional[Path]:
     return Path(cfg.cache_dir).expanduser().resolve() if cfg.cache_dir else None
 
 
-def _splits(cfg: DataConfig) -> list[tuple[str, DomainData, bool]]:
+def _splits(cfg: DataConfig, oracle: bool = False) -> list[tuple[str, DomainData, bool]]:
     """(role, domain, read with labels) of every split a run reads. The target's training split is read
-    without labels (only the oracle mode reads them, and checks them when it builds that dataset)."""
-    return [("source", cfg.source, True), ("source_val", cfg.source, True), ("target", cfg.target, False),
+    without labels, except by the target-oracle mode (`oracle`)."""
+    return [("source", cfg.source, True), ("source_val", cfg.source, True), ("target", cfg.target, oracle),
             ("target_val", cfg.target_val, cfg.target_labels)]
 
 
-def prepare(cfg: DataConfig, show_progress: bool) -> None:
-    """Check every real dataset's folder, then generate the built-in benchmark now if a domain uses it (once
-    per cache), with a progress bar. Checks first: a wrong path must not cost a benchmark generation."""
-    for role, domain, labelled in _splits(cfg):
+def prepare(cfg: DataConfig, show_progress: bool, oracle: bool = False) -> None:
+    """Check every real dataset's folders and, from file headers only, every label it will read; then
+    generate the built-in benchmark now if a domain uses it (once per cache), with a progress bar. Checks
+    first: a wrong path or a bad file must not cost a benchmark generation, nor end a run hours in."""
+    reads = {}
+    for role, domain, labelled in _splits(cfg, oracle):
         if domain.name != "synthetic":
-            MODULES[domain.name].samples(dataset_root(domain, cfg, role), split_of(domain, role), labelled)
+            root, split = dataset_root(domain, cfg, role), split_of(domain, role)
+            reads[(domain.name, root, split, labelled)] = MODULES[domain.name].samples(root, split, labelled)
+    labelled = {key: samples for key, samples in reads.items() if key[3]}
+    total = sum(map(len, labelled.values()))
+    # delay: a scan that takes under a second (small datasets) draws no bar
+    with tqdm(desc="checking labels", total=total, unit="pair", disable=not show_progress or not total, leave=False, delay=1) as bar:
+        for (name, *_), samples in labelled.items():
+            check_pairs(samples, MODULES[name].label_size, bar.update)
     if "synthetic" not in {cfg.source.name, cfg.target.name, cfg.target_val.name}:
         return
     if synthetic.benchmark_dir(_cache(cfg), cfg.synthetic_seed, cfg.synthetic_size).is_dir():

@@ -38,7 +38,7 @@ def read_rgb(path: Path) -> Image.Image:
         with Image.open(path) as img:
             return img.convert("RGB")
     except (OSError, ValueError, Image.DecompressionBombError) as err:
-        raise DataError(f"cannot read image {path}: {err}; replace the file or remove it from the dataset") from None
+        raise unreadable(path, err, "image") from None
 
 
 @dataclass(frozen=True)
@@ -58,8 +58,6 @@ class RandomCrop:
     tries: int = 10
 
     def __call__(self, image, label, rng):
-        if label is not None and label.shape != (image.height, image.width):
-            raise DataError(f"label size {label.shape[::-1]} differs from image size {image.size}: pair the right files")
         if self.resize_width is not None and image.width != self.resize_width:
             size = (self.resize_width, round(image.height * self.resize_width / image.width))
             image = image.resize(size, Image.BILINEAR)
@@ -125,7 +123,10 @@ class SegmentationDataset(torch.utils.data.Dataset):
     def load(self, index: int) -> tuple[Image.Image, Optional[np.ndarray]]:
         sample = self.samples[index]
         label = self.read_label(sample.label) if self.labelled and sample.label is not None else None
-        return read_rgb(sample.image), label
+        image = read_rgb(sample.image)
+        if label is not None and label.shape != (image.height, image.width):
+            raise DataError(_mismatch(sample, label.shape[::-1], image.size))
+        return image, label
 
     def __getitem__(self, key: int | tuple[int, int]) -> dict[str, torch.Tensor]:
         index, seed = key if isinstance(key, tuple) else (key, 0)
@@ -167,17 +168,73 @@ def pair_samples(images: list[Path], label_for: Callable[[Path], Path], where: s
     return samples
 
 
+def unreadable(path: Path, err: Exception, kind: str = "label") -> DataError:
+    return DataError(f"cannot read {kind} {path}: {err}; replace the file or remove it from the dataset")
+
+
+def _mismatch(sample: Sample, label_size: tuple[int, int], image_size: tuple[int, int]) -> str:
+    return (f"label {sample.label} is {label_size[0]}x{label_size[1]} but its image {sample.image} is "
+            f"{image_size[0]}x{image_size[1]}: pair the right files, or remove the pair from the dataset")
+
+
+ID_MAP_MODES = ("L", "P")
+
+
+def _not_an_id_map(path: Path, mode: str) -> DataError:
+    return DataError(f"label {path} is a {mode!r} image, not a single-channel id map ('L' or 'P'):"
+                     " point the dataset at the labelId PNGs, not the colour ones")
+
+
 def read_id_map(path: Path, table: np.ndarray) -> np.ndarray:
     """A single-channel 8-bit id PNG ('L', or 'P' whose indices are the ids) mapped through `table`."""
     try:
         with Image.open(path) as img:
             mode = img.mode
-            ids = np.asarray(img) if mode in ("L", "P") else None
+            ids = np.asarray(img) if mode in ID_MAP_MODES else None
     except (OSError, ValueError) as err:
-        raise DataError(f"cannot read label {path}: {err}; replace the file or remove it from the dataset") from None
+        raise unreadable(path, err) from None
     if ids is None:
-        raise DataError(
-            f"label {path} is a {mode!r} image, not a single-channel id map ('L' or 'P'):"
-            " point the dataset at the labelId PNGs, not the colour ones"
-        )
+        raise _not_an_id_map(path, mode)
     return table[ids]
+
+
+def id_map_size(path: Path) -> tuple[int, int]:
+    """What `read_id_map` checks, from the file's header alone; (width, height)."""
+    try:
+        with Image.open(path) as img:  # lazy: only the header is read
+            mode, size = img.mode, img.size
+    except (OSError, ValueError, Image.DecompressionBombError) as err:
+        raise unreadable(path, err) from None
+    if mode not in ID_MAP_MODES:
+        raise _not_an_id_map(path, mode)
+    return size
+
+
+def png_header(path: Path) -> tuple[int, int, int, int]:
+    """(width, height, bit depth, colour type) from a PNG's IHDR chunk: 26 bytes, no decoding."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(26)
+    except OSError as err:
+        raise unreadable(path, err) from None
+    if len(head) < 26 or head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        raise unreadable(path, ValueError("not a PNG file"))
+    return int.from_bytes(head[16:20], "big"), int.from_bytes(head[20:24], "big"), head[24], head[25]
+
+
+def check_pairs(samples: list[Sample], label_size: Callable[[Path], tuple[int, int]],
+                tick: Optional[Callable[[], None]] = None) -> None:
+    """Before training, from headers only: every label is of its dataset's kind and the size of its image.
+    A bad file deep in a dataset would otherwise end a run hours in, or at its first evaluation."""
+    for sample in samples:
+        if sample.label is not None:
+            size = label_size(sample.label)
+            try:
+                with Image.open(sample.image) as img:
+                    image_size = img.size
+            except (OSError, ValueError, Image.DecompressionBombError) as err:
+                raise unreadable(sample.image, err, "image") from None
+            if size != image_size:
+                raise DataError(_mismatch(sample, size, image_size))
+        if tick is not None:
+            tick()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lsdseg.data.base import RandomCrop, Sample, check_split, pair_samples, read_id_map, require_dirs
+from lsdseg.data.base import RandomCrop, Sample, check_split, id_map_size, pair_samples, read_id_map, require_dirs
 from lsdseg.data.labels import CITYSCAPES_ID_TO_TRAIN, lookup_table
 
 SPLITS = ("train", "val", "all")
@@ -41,6 +41,9 @@ def samples(root: Path, split: str, labelled: bool = True) -> list[Sample]:
 
 def read_label(path: Path) -> np.ndarray:
     return read_id_map(path, _TABLE)
+
+
+label_size = id_map_size  # what read_label checks, from the header alone
 
 
 def train_transform(crop_height: int, crop_width: int) -> RandomCrop:
