@@ -129,6 +129,14 @@ def test_export_then_train_reproduces_the_best_trial(sweep, tmp_path):
     best = json.loads((folder / "best.json").read_text())
     trained = checkpoint.load(best["checkpoint"])["config"]
 
+    exported = (tmp_path / "best.yaml").read_text()
+    (tmp_path / "best.yaml").write_text("mine")
+    again = lsdseg("export", str(folder), "--out", str(tmp_path / "best.yaml"), cwd=sweep)
+    assert again.returncode == 1 and "best.yaml already exists: pass --overwrite" in again.stderr
+    assert (tmp_path / "best.yaml").read_text() == "mine"
+    assert lsdseg("export", str(folder), "--out", str(tmp_path / "best.yaml"), "--overwrite", cwd=sweep).returncode == 0
+    assert (tmp_path / "best.yaml").read_text() == exported
+
     retrain = lsdseg("train", "--config", str(tmp_path / "best.yaml"), cwd=tmp_path)
     assert retrain.returncode == 0, retrain.stderr[-3000:]
     out = tmp_path / re.search(r"run folder: .*/(runs/\S+)", retrain.stdout).group(1)
@@ -180,6 +188,14 @@ def test_predict_writes_a_segmentation_and_an_overlay_per_image(sweep, tmp_path,
     for image in images:
         seg = Image.open(tmp_path / "pred" / f"{image.stem}_seg.png")
         assert seg.size == Image.open(image).size and seg.mode == "RGB"
+    # outputs already there are refused, untouched, before the model loads; --overwrite replaces them
+    (tmp_path / "pred" / f"{images[0].stem}_seg.png").write_bytes(b"mine")
+    again = lsdseg("predict", "--checkpoint", best, *map(str, images), "--out", str(tmp_path / "pred"), cwd=tmp_path)
+    lines = again.stderr.strip().splitlines()
+    assert again.returncode == 1 and len(lines) == 1 and "6 of the outputs already exist" in lines[0] and "--overwrite" in lines[0]
+    assert (tmp_path / "pred" / f"{images[0].stem}_seg.png").read_bytes() == b"mine"
+    forced = lsdseg("predict", "--checkpoint", best, *map(str, images), "--out", str(tmp_path / "pred"), "--overwrite", cwd=tmp_path)
+    assert forced.returncode == 0 and Image.open(tmp_path / "pred" / f"{images[0].stem}_seg.png").size == Image.open(images[0]).size
 
 
 @pytest.mark.parametrize("args, message", [

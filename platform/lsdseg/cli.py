@@ -273,12 +273,13 @@ def report(sweep_ref: str, out_dir: str | None, examples: int) -> None:
 @click.option("--checkpoint", "checkpoint_path", required=True, type=click.Path(dir_okay=False), help="A checkpoint written by `lsdseg train` or a sweep.")
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for <image>_seg.png and <image>_overlay.png.")
+@click.option("--overwrite", is_flag=True, help="Replace outputs already in --out (else they are refused, before anything is written).")
 @one_line_errors
-def predict(checkpoint_path: str, images: tuple[str, ...], out_dir: str) -> None:
+def predict(checkpoint_path: str, images: tuple[str, ...], out_dir: str, overwrite: bool) -> None:
     """Segment IMAGES with a checkpoint: Cityscapes-coloured label maps and overlays."""
     from lsdseg.predict import predict_files
 
-    written = predict_files(checkpoint_path, images, out_dir)
+    written = predict_files(checkpoint_path, images, out_dir, overwrite=overwrite)
     click.echo(f"{len(written)} files for {len(images)} images in {out_dir}")
 
 
@@ -286,14 +287,15 @@ def predict(checkpoint_path: str, images: tuple[str, ...], out_dir: str) -> None
 @click.argument("sweep_ref", metavar="SWEEP")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="YAML file for the best trial's full config.")
 @click.option("--register", "model_name", default=None, help="Also register the best checkpoint in MLflow's model registry under this name.")
+@click.option("--overwrite", is_flag=True, help="Replace --out if it exists (else it is refused).")
 @one_line_errors
-def export(sweep_ref: str, out_path: str, model_name: str | None) -> None:
+def export(sweep_ref: str, out_path: str, model_name: str | None, overwrite: bool) -> None:
     """Write the best trial's full config (retrain: lsdseg train --config OUT); optionally register its checkpoint."""
     from lsdseg.sweep.export import export_config, register_best
     from lsdseg.sweep.results import SweepResults
 
     results = SweepResults(sweep_ref)
-    click.echo(f"config of the best trial: {export_config(results, Path(out_path))}  (retrain: lsdseg train --config {out_path})")
+    click.echo(f"config of the best trial: {export_config(results, Path(out_path), overwrite)}  (retrain: lsdseg train --config {out_path})")
     if model_name:
         version = register_best(results, model_name)
         click.echo(f"registered model {version.name!r} version {version.version} (models:/{version.name}/{version.version})")

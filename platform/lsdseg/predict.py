@@ -73,10 +73,10 @@ def overlay(image: np.ndarray, train_ids: np.ndarray) -> np.ndarray:
     return blend.round().astype(np.uint8)
 
 
-def _check_inputs(paths: Sequence[Path], out: Path) -> None:
+def _check_inputs(paths: Sequence[Path], out: Path, overwrite: bool) -> None:
     """Before the model loads and anything is written: a bad path, an image that does not decode to its end,
     an output folder that cannot be written, or two outputs that would overwrite each other fail at once,
-    in one line."""
+    in one line; so do outputs already there, unless `overwrite`."""
     seen: dict[str, Path] = {}
     for path in paths:
         if not path.is_file():
@@ -95,20 +95,30 @@ def _check_inputs(paths: Sequence[Path], out: Path) -> None:
     existing = next((p for p in (out, *out.parents) if p.exists()), None)
     if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
         raise DataError(f"--out {out} cannot be written (at {existing}): pick a folder you can write to")
+    there = [target for path in paths for target in _outputs(out, path).values() if target.exists()]
+    if there and not overwrite:
+        raise DataError(f"{len(there)} of the outputs already exist in {out} (e.g. {there[0].name}): "
+                        "pass --overwrite to replace them, or pick another --out")
 
 
-def predict_files(checkpoint_path: Path | str, paths: Sequence[Path | str], out_dir: Path | str, progress: bool = True) -> list[Path]:
-    """For each image: `<stem>_seg.png` (coloured train ids) and `<stem>_overlay.png`; returns the paths written."""
+def _outputs(out: Path, image: Path) -> dict[str, Path]:
+    return {kind: out / f"{image.stem}_{kind}.png" for kind in ("seg", "overlay")}
+
+
+def predict_files(checkpoint_path: Path | str, paths: Sequence[Path | str], out_dir: Path | str, progress: bool = True,
+                  overwrite: bool = False) -> list[Path]:
+    """For each image: `<stem>_seg.png` (coloured train ids) and `<stem>_overlay.png`; returns the paths written.
+    Outputs already in `out_dir` are refused before anything is written, unless `overwrite`."""
     paths, out = [Path(p) for p in paths], Path(out_dir)
-    _check_inputs(paths, out)
+    _check_inputs(paths, out, overwrite)
     seg = load_segmenter(checkpoint_path)
     out.mkdir(parents=True, exist_ok=True)
     written = []
     for path in tqdm(paths, desc="predict", unit="img", disable=not progress):
         image = read_rgb(path)
         ids = segment(seg, to_tensors(image, None)["image"][None], (image.height, image.width))[0]
-        for suffix, pixels in (("seg", colorize(ids)), ("overlay", overlay(np.asarray(image), ids))):
-            target = out / f"{path.stem}_{suffix}.png"
-            Image.fromarray(pixels).save(target)
-            written.append(target)
+        targets = _outputs(out, path)
+        for kind, pixels in (("seg", colorize(ids)), ("overlay", overlay(np.asarray(image), ids))):
+            Image.fromarray(pixels).save(targets[kind])
+            written.append(targets[kind])
     return written

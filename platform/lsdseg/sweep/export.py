@@ -27,9 +27,11 @@ def _best_checkpoint(results: SweepResults) -> Path:
     return found
 
 
-def export_config(results: SweepResults, out: Path) -> Path:
+def export_config(results: SweepResults, out: Path, overwrite: bool = False) -> Path:
     if not out.parent.is_dir():
         raise SweepError(f"--out {out}: folder {out.parent} does not exist: create it, or write the config elsewhere")
+    if out.exists() and not overwrite:
+        raise SweepError(f"--out {out} already exists: pass --overwrite to replace it, or write the config elsewhere")
     state = checkpoint.load(_best_checkpoint(results))
     dump_config(with_values(state["config"], {"train.out_dir": None}), out)
     return out
