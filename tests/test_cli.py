@@ -2,8 +2,11 @@
 from __future__ import annotations
 
 import os
+import re
+import signal
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -124,3 +127,54 @@ def test_eval_with_an_override_that_does_not_fit_the_checkpoint_is_one_line(tmp_
     ev = lsdseg("eval", "--checkpoint", str(ckpt), "--model.small_width=8", cwd=tmp_path)
     lines = ev.stderr.strip().splitlines()
     assert ev.returncode == 1 and len(lines) == 1 and "does not fit the model config" in lines[0] and "Traceback" not in ev.stderr
+
+
+TINY_RUN = ["--data.batch_size=2", "--data.crop_height=32", "--data.crop_width=64", "--data.synthetic_size=8", "--data.val_limit=4",
+            "--data.source_val_limit=4", "--model.small_width=4", "--model.g_width=4", "--model.d_width=4", "--train.threads=1"]
+
+
+def _ctrl_c(cwd, args, ready, timeout=120):
+    """`lsdseg train ARGS`, sent SIGINT once `ready()` holds: (exit status, stderr's last line, stderr)."""
+    proc = subprocess.Popen([sys.executable, "-m", "lsdseg.cli", "train", *args], cwd=cwd, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    deadline = time.monotonic() + timeout
+    while not ready() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert proc.poll() is None, "ended before it could be interrupted: " + proc.stderr.read()[-2000:]
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, [line for line in err.splitlines() if line.strip()][-1], err
+
+
+def test_ctrl_c_while_the_benchmark_is_generated_keeps_nothing_and_says_so(tmp_path):
+    cache = tmp_path / "cache"
+    status, last, err = _ctrl_c(tmp_path, [f"--data.cache_dir={cache}", "--data.synthetic_size=2000"],
+                                lambda: any(cache.glob("*.tmp/*/*.png")))
+    assert status == 130 and "Traceback" not in err
+    assert last == "interrupted before anything started: nothing was kept (the built-in benchmark is written whole or not at all); run the command again"
+    assert not (tmp_path / "runs").exists() and [p for p in cache.iterdir() if p.is_dir() and not p.name.endswith(".tmp")] == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_training_names_what_is_kept_and_the_resume_that_continues(tmp_path, cache_dir):
+    out = tmp_path / "run"
+    args = [*TINY_RUN, f"--data.cache_dir={cache_dir}", f"--train.out_dir={out}", "--train.eval_every=2"]
+    status, last, err = _ctrl_c(tmp_path, [*args, "--train.iterations=100000"], lambda: (out / "metrics.jsonl").exists())
+    assert status == 130 and "Traceback" not in err
+    found = re.fullmatch(r"interrupted at iteration (\d+): the checkpoint of iteration (\d+) is kept; "
+                         r"continue with the same command and --resume (.+)", last)
+    assert found and found.group(3) == str(out) and int(found.group(1)) >= int(found.group(2)) >= 2
+    resumed = lsdseg("train", *args, f"--train.iterations={int(found.group(2)) + 2}", "--resume", str(out), cwd=tmp_path)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    assert f"run folder: {out}" in resumed.stdout
+
+
+@pytest.mark.slow
+def test_ctrl_c_before_the_first_checkpoint_leaves_no_run_folder(tmp_path, cache_dir):
+    out = tmp_path / "run"
+    args = [*TINY_RUN, f"--data.cache_dir={cache_dir}", f"--train.out_dir={out}", "--train.eval_every=100000", "--train.iterations=100000"]
+    status, last, err = _ctrl_c(tmp_path, args, lambda: (out / "config.yaml").exists())
+    assert status == 130 and "Traceback" not in err
+    assert re.fullmatch(r"interrupted at iteration \d+, before the first checkpoint \(every train.eval_every=100000 iterations\): "
+                        r"nothing was kept; run the command again", last)
+    assert not out.exists()

@@ -19,6 +19,7 @@ from click.core import ParameterSource
 from lsdseg.checkpoint import CheckpointError
 from lsdseg.config_io import ConfigError, load_config, to_dict
 from lsdseg.data.base import DataError
+from lsdseg.interrupted import Interrupted
 from lsdseg.models import PretrainedError
 from lsdseg.objectives import Objective
 from lsdseg.sweep.errors import SpaceError, SweepError
@@ -46,8 +47,8 @@ def one_line_errors(fn):
             return fn(*args, **kwargs)
         except USER_ERRORS as err:
             raise click.ClickException(_message(err)) from None
-        except KeyboardInterrupt:
-            click.echo("interrupted: the last evaluation's checkpoint is kept; continue with --resume", err=True)
+        except KeyboardInterrupt as err:  # one that knows what it left says so (lsdseg.interrupted)
+            click.echo(str(err) if isinstance(err, Interrupted) else "interrupted", err=True)
             sys.exit(130)
     return wrapper
 

@@ -28,6 +28,7 @@ from lsdseg.data import prepare, protocol_classes, train_dataset, val_dataset, v
 from lsdseg.data.sampling import endless_batches
 from lsdseg.device import autocast_for, resolve_device
 from lsdseg.evaluate import validate
+from lsdseg.interrupted import Interrupted
 from lsdseg.models import build_nets
 from lsdseg.objectives import Objective, oriented
 from lsdseg.optim import apply_hparams, build_optimizers, set_f_lr
@@ -121,6 +122,18 @@ def _prune(ckpt_dir: Path, keep: int) -> None:
         old.rmdir()
 
 
+def _interrupted(out: Path, step: int, history: list[EvalReport], resume, created: bool, eval_every: int) -> str:
+    """What a Ctrl-C at `step` leaves: the last checkpoint and the command that continues from it, or, before
+    the first one, nothing (a run folder this call made holds only its config then, and is removed)."""
+    if history or resume is not None:
+        kept = f"the checkpoint of iteration {history[-1].step}" if history else f"the checkpoint it resumed from ({resume})"
+        return f"interrupted at iteration {step}: {kept} is kept; continue with the same command and --resume {out}"
+    if created:
+        shutil.rmtree(out, ignore_errors=True)
+    return (f"interrupted at iteration {step}, before the first checkpoint (every train.eval_every={eval_every} "
+            "iterations): nothing was kept; run the command again")
+
+
 def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | str | None = None, progress: bool = False) -> RunResult:
     t = cfg.train
     if t.threads is not None:
@@ -163,6 +176,7 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
     source_val = val_loader(val_dataset(cfg.data.source, cfg.data, "source_val"), cfg.data)
     classes = protocol_classes(cfg.data)
 
+    created = not out.exists()
     out.mkdir(parents=True, exist_ok=True)
     # A resumed run adds its own files next to the first ones instead of overwriting them.
     suffix = "" if resume is None else f"-resumed-at-{start}"
@@ -217,6 +231,9 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
                     report(rep)
                 sums.clear()
                 count = 0
+    except KeyboardInterrupt:
+        bar.close()
+        raise Interrupted(_interrupted(out, step, history, resume, created, t.eval_every)) from None
     finally:
         bar.close()
     mious = [h.miou for h in history]

@@ -13,6 +13,7 @@ from lsdseg.config import DataConfig, DomainData
 from lsdseg.data import cityscapes, gta5, synthetic, synthia
 from lsdseg.data.base import DataError, Resize, SegmentationDataset, check_pairs
 from lsdseg.data.labels import PROTOCOLS
+from lsdseg.interrupted import Interrupted
 
 MODULES: dict[str, ModuleType] = {"synthetic": synthetic, "gta5": gta5, "synthia": synthia, "cityscapes": cityscapes}
 
@@ -34,6 +35,14 @@ def prepare(cfg: DataConfig, show_progress: bool, oracle: bool = False) -> None:
     """Check every real dataset's folders and, from file headers only, every label it will read; then
     generate the built-in benchmark now if a domain uses it (once per cache), with a progress bar. Checks
     first: a wrong path or a bad file must not cost a benchmark generation, nor end a run hours in."""
+    try:
+        _prepare(cfg, show_progress, oracle)
+    except KeyboardInterrupt:
+        raise Interrupted("interrupted before anything started: nothing was kept (the built-in benchmark is "
+                          "written whole or not at all); run the command again") from None
+
+
+def _prepare(cfg: DataConfig, show_progress: bool, oracle: bool) -> None:
     reads = {}
     for role, domain, labelled in _splits(cfg, oracle):
         if domain.name != "synthetic":
