@@ -35,7 +35,6 @@ class Forward:
     scores_s: torch.Tensor
     feat_s: Features
     feat_t: Features
-    y_aux: torch.Tensor | None = None
 
 
 def _trainable(*nets: torch.nn.Module, on: bool) -> None:
@@ -80,13 +79,12 @@ def d_update(nets: Nets, opt: torch.optim.Optimizer, fw: Forward, w: LossWeights
     with autocast():
         (d_src, d_tgt), (c_src, _) = _both(nets.d, (torch.cat([fw.x_s, fake_s]), torch.cat([fw.x_t, fake_t])))
         n = fw.x_s.shape[0]
-        fw.y_aux = labels_for_d(fw.y_s, c_src.shape[-2:])
         losses = {
             "loss_d_src_real": domain_ce(d_src[:n], DomainLabel.SRC_REAL),
             "loss_d_src_fake": domain_ce(d_src[n:], DomainLabel.SRC_FAKE),
             "loss_d_tgt_real": domain_ce(d_tgt[:n], DomainLabel.TGT_REAL),
             "loss_d_tgt_fake": domain_ce(d_tgt[n:], DomainLabel.TGT_FAKE),
-            "loss_d_src_aux": pixel_ce(c_src[:n], fw.y_aux),
+            "loss_d_src_aux": pixel_ce(c_src[:n], labels_for_d(fw.y_s, c_src.shape[-2:])),
         }
     adv = losses["loss_d_src_real"] + losses["loss_d_src_fake"] + losses["loss_d_tgt_real"] + losses["loss_d_tgt_fake"]
     losses["loss_d"] = adv + w.d_aux * losses["loss_d_src_aux"]
@@ -102,7 +100,7 @@ def g_update(nets: Nets, opt: torch.optim.Optimizer, fw: Forward, w: LossWeights
         losses = {
             "loss_g_src_adv": domain_ce(d_src_fake, DomainLabel.SRC_REAL),
             "loss_g_tgt_adv": domain_ce(d_tgt_fake, DomainLabel.TGT_REAL),
-            "loss_g_src_aux": pixel_ce(c_src_fake, fw.y_aux),
+            "loss_g_src_aux": pixel_ce(c_src_fake, labels_for_d(fw.y_s, c_src_fake.shape[-2:])),
             "loss_g_src_rec": reconstruction_l1(fake_s, fw.x_s),
             "loss_g_tgt_rec": reconstruction_l1(fake_t, fw.x_t),
         }
@@ -126,7 +124,7 @@ def f_update(nets: Nets, opt: torch.optim.Optimizer, fw: Forward, w: LossWeights
             # Cross-domain fooling: source embeddings should look like target, and vice versa.
             losses["loss_f_src_adv"] = domain_ce(d_src_fake, DomainLabel.TGT_REAL)
             losses["loss_f_tgt_adv"] = domain_ce(d_tgt_fake, DomainLabel.SRC_REAL)
-            losses["loss_f_src_aux"] = pixel_ce(c_src_fake, fw.y_aux)
+            losses["loss_f_src_aux"] = pixel_ce(c_src_fake, labels_for_d(fw.y_s, c_src_fake.shape[-2:]))
         total = total + w.f_adv * (losses["loss_f_src_adv"] + losses["loss_f_tgt_adv"]) + w.f_aux * losses["loss_f_src_aux"]
     losses["loss_f"] = total
     _step(opt, total)
