@@ -119,8 +119,8 @@ def test_diverging_and_crashing_trials_end_with_their_reason_and_the_sweep_goes_
     (tmp_path / "faults.py").write_text(
         "def space(trial):\n"
         "    trial.suggest_float('loss.f_adv', 0.05, 0.2)\n"
-        "    trial.suggest_int('train.explode_at', *((12, 12) if trial.number == 1 else (0, 0)))\n"
-        "    trial.suggest_int('train.crash_at', *((12, 12) if trial.number == 2 else (0, 0)))\n")
+        "    trial.suggest_int('faults.explode_at', *((12, 12) if trial.number == 1 else (0, 0)))\n"
+        "    trial.suggest_int('faults.crash_at', *((12, 12) if trial.number == 2 else (0, 0)))\n")
     args = sweep_args("faults", two_nodes, server, tmp_path / "shared", cache_dir, 30, 10, "--num-samples", "4",
                       "--scheduler", "none", "--space", "faults.py", "--max-failures", "0")
     run = lsdseg(*args, cwd=tmp_path, env=two_nodes.env)
@@ -136,6 +136,6 @@ def test_diverging_and_crashing_trials_end_with_their_reason_and_the_sweep_goes_
     (crashed,) = outcomes["errored"]
     assert crashed.info.status == "FAILED" and crashed.data.tags["optuna_trial_number"] == "2"
     traceback = open(client.download_artifacts(crashed.info.run_id, "error.txt", str(tmp_path))).read()
-    assert "lsdseg.train.InjectedCrash: train.crash_at=12" in traceback and 'lsdseg/train.py", line' in traceback
+    assert "lsdseg.train.InjectedCrash: faults.crash_at=12" in traceback and 'lsdseg/train.py", line' in traceback
     on_disk = list((tmp_path / "shared" / "faults").glob("*/error.txt"))
     assert len(on_disk) == 1 and "InjectedCrash" in on_disk[0].read_text()

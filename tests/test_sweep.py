@@ -117,7 +117,7 @@ def test_a_sweep_without_target_labels_selects_by_a_validator(tmp_path, cache_di
 @pytest.mark.slow
 def test_a_sweep_in_which_no_trial_completes_fails_and_names_no_winner(tmp_path, cache_dir):
     run = lsdseg("sweep", "--name", "f1", "--num-samples", "2", "--max-failures", "0", "--no-references", "--confirm-top", "0",
-                 "--train.crash_at=1", *tiny(cache_dir, iterations=4), cwd=tmp_path)
+                 "--faults.crash_at=1", *tiny(cache_dir, iterations=4), cwd=tmp_path)
     folder = tmp_path / "sweeps" / "f1"
     assert run.returncode == 1 and "no search trial completed" in run.stderr and "Traceback" not in run.stderr
     assert not (folder / "best.json").exists() and not (folder / "best_config.yaml").exists()

@@ -62,7 +62,7 @@ def test_reports_each_evaluation_with_a_checkpoint(tiny_cfg):
 
 
 def test_nan_loss_ends_the_run_as_diverged(tiny_cfg):
-    result = run_training(tiny_cfg(train={"explode_at": 3}))
+    result = run_training(tiny_cfg(faults={"explode_at": 3}))
     assert result.status == "diverged" and result.step == 3
     assert "at iteration 3" in result.message
     assert [h.step for h in result.history] == [2]

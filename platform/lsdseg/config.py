@@ -113,8 +113,14 @@ class TrainConfig:
     # What selects the checkpoint (checkpoints/selected) and, in a sweep, steers the search: target mIoU
     # (needs target labels: on real data that is selecting on the test set) or a label-free validator
     objective: Objective = "target_miou"
-    explode_at: Optional[int] = Field(None, ge=0)  # testing aid: make the loss NaN at this iteration
-    crash_at: Optional[int] = Field(None, ge=0)  # testing aid: raise an error at this iteration (a crashing trial)
+
+
+@dataclass(config=_STRICT)
+class FaultInjection:
+    """Faults on purpose, at a given iteration: how the tests prove that runs and sweeps survive them."""
+
+    explode_at: Optional[int] = Field(None, ge=0)  # a NaN flows through the networks (a diverging run)
+    crash_at: Optional[int] = Field(None, ge=0)  # an error is raised (a crashing trial)
 
 
 @dataclass(config=_STRICT)
@@ -124,6 +130,7 @@ class Config:
     loss: LossWeights = LossWeights()
     optim: OptimConfig = OptimConfig()
     train: TrainConfig = TrainConfig()
+    faults: FaultInjection = FaultInjection()
 
     @model_validator(mode="after")
     def _consistent(self) -> "Config":

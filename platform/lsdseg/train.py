@@ -66,7 +66,7 @@ Report = Callable[[EvalReport], None]
 
 
 class InjectedCrash(RuntimeError):
-    """Raised at `train.crash_at`: a real exception from inside the loop, for fault-tolerance tests."""
+    """Raised at `faults.crash_at`: a real exception from inside the loop, for fault-tolerance tests."""
 
 
 class ResumeError(ValueError):
@@ -198,10 +198,10 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
             if channels_last:
                 x_s = x_s.contiguous(memory_format=torch.channels_last)
                 x_t = x_t.contiguous(memory_format=torch.channels_last) if x_t is not None else None
-            if step == t.explode_at:
-                x_s = x_s * float("nan")  # testing aid: a real NaN flowing through the networks
-            if step == t.crash_at:
-                raise InjectedCrash(f"train.crash_at={step}: a deliberate crash, to test how sweeps handle one")
+            if step == cfg.faults.explode_at:
+                x_s = x_s * float("nan")  # a real NaN flowing through the networks
+            if step == cfg.faults.crash_at:
+                raise InjectedCrash(f"faults.crash_at={step}: a deliberate crash, to test how sweeps handle one")
             losses = train_step(nets, opts, x_s, y_s, x_t, cfg.loss, autocast)
             values = torch.stack([v.float() for v in losses.values()]).cpu()  # one device sync per step
             if not bool(torch.isfinite(values).all()):
