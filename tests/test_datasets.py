@@ -131,6 +131,19 @@ def test_train_items_are_seeded_crops(tmp_path, name):
     assert any(not torch.equal(data[(1, seed)]["image"], item["image"]) for seed in range(6, 12))
 
 
+def test_a_resized_crop_resamples_the_image_with_lanczos_as_the_public_code(tmp_path):
+    """GTA5's images are resized to twice the crop width before cropping, with LANCZOS as the public code
+    did; the label with NEAREST (its ids must not mix)."""
+    data = make_dataset(LAYOUTS["gta5"], tmp_path)
+    crop = RandomCrop(CROP_H, CROP_W, resize_width=2 * CROP_W)
+    image, label = data.load(0)
+    out, _ = crop(image, label, np.random.default_rng(3))
+    lanczos = image.resize((2 * CROP_W, round(image.height * 2 * CROP_W / image.width)), Image.LANCZOS)
+    found = [(x, y) for y in range(lanczos.height - CROP_H + 1) for x in range(lanczos.width - CROP_W + 1)
+             if np.array_equal(np.asarray(lanczos.crop((x, y, x + CROP_W, y + CROP_H))), np.asarray(out))]
+    assert found
+
+
 def test_gta5_crops_hold_a_valid_label_when_needed(tmp_path):
     w, h = LAYOUTS["gta5"].size
     ids = np.zeros((h, w), int)

@@ -36,6 +36,16 @@ def test_labels_for_d_keeps_orientation_and_ignore():
     assert (small[:, :, :4] == 1).all() and (small[:, :, 4:] == 255).all()
 
 
+def test_id_maps_are_resized_by_pixel_centres():
+    """Down to D's grid and up to a label's resolution, each output pixel takes the id under its centre;
+    PyTorch's plain "nearest" (the floor index) would give [0, 4] and [0, 0, 0, 1, 1, 1, 2, 2]."""
+    from lsdseg.data.labels import resize_ids
+
+    assert resize_ids(torch.arange(8)[None, None], (1, 2))[0, 0].tolist() == [2, 6]
+    assert resize_ids(torch.arange(3)[None, None], (1, 8))[0, 0].tolist() == [0, 0, 0, 1, 1, 2, 2, 2]
+    assert labels_for_d(torch.arange(8)[None, None].repeat(1, 8, 1), (1, 2))[0, 0].tolist() == [2, 6]
+
+
 def test_reconstruction_l1_is_a_mean():
     assert math.isclose(reconstruction_l1(torch.ones(1, 3, 2, 2), torch.zeros(1, 3, 2, 2)).item(), 1.0)
 

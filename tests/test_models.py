@@ -25,6 +25,14 @@ def test_small_nets_keep_the_input_size(size):
     assert all(p.grad is not None for p in nets.g.parameters())
 
 
+def test_the_classifier_scores_are_fp32_under_bf16_autocast():
+    """The argmax (evaluation, prediction) and L_seg read fp32 scores: bf16 has 8 bits of mantissa."""
+    nets = build_nets(ModelConfig(small_width=4, g_width=4, d_width=4), adapt=True)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        scores, feats = nets.f(torch.rand(1, 3, 32, 64))
+    assert scores.dtype == torch.float32 and feats.fc7.dtype == torch.bfloat16  # the trunk still runs in bf16
+
+
 @pytest.mark.slow
 def test_vgg16_matches_the_reference_shapes():
     nets = build_nets(ModelConfig(backbone="vgg16", g_width=64, d_width=128, d_blocks=3, g_blocks=2), adapt=True)

@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 
 from lsdseg import validators
-from lsdseg.data.labels import CLASSES, IGNORE
+from lsdseg.data.labels import CLASSES, IGNORE, resize_ids
 from lsdseg.metrics import confusion_matrix, iou
 from lsdseg.models import FCN8s
 
@@ -53,11 +53,10 @@ def _scored(f: FCN8s, loader, device: torch.device, autocast, channels_last: boo
 
 
 def _add_confusion(conf: np.ndarray, scores: torch.Tensor, labels: Sequence[torch.Tensor], device: torch.device) -> None:
-    pred = scores.argmax(1, keepdim=True).float()
+    pred = scores.argmax(1)
     for p, label in zip(pred, labels):
-        # nearest upsampling of the argmax to the label's own resolution, as the reference does
-        p = F.interpolate(p[None], size=label.shape[-2:], mode="nearest")[0, 0]
-        conf += confusion_matrix(p.long(), label.to(device), conf.shape[0])
+        # the argmax brought to the label's own resolution, as the reference does (by pixel centres)
+        conf += confusion_matrix(resize_ids(p[None], label.shape[-2:])[0], label.to(device), conf.shape[0])
 
 
 def _result(conf: np.ndarray, classes: Sequence[int]) -> Evaluation:
@@ -90,7 +89,7 @@ class _Rows:
             if labels is None:
                 candidates = torch.arange(height * width)
             else:  # the label at the scores' resolution; only pixels of a valid class
-                small = F.interpolate(labels[i][None, None].float(), size=(height, width), mode="nearest")[0, 0].long().flatten()
+                small = resize_ids(labels[i][None], (height, width))[0].flatten()
                 candidates = torch.nonzero((small != IGNORE) & (small < scores.shape[1])).flatten()
             if len(candidates) == 0:
                 continue

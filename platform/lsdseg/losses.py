@@ -18,7 +18,7 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from lsdseg.data.labels import IGNORE
+from lsdseg.data.labels import IGNORE, resize_ids
 from lsdseg.models.discriminator import DomainLabel
 
 
@@ -42,14 +42,13 @@ def domain_ce(d_logits: torch.Tensor, label: DomainLabel) -> torch.Tensor:
 
 
 def labels_for_d(labels: torch.Tensor, size: tuple[int, int] | torch.Size) -> torch.Tensor:
-    """Source labels (BxHxW) resized with NEAREST to D's output grid (h, w) for the auxiliary head.
+    """Source labels (BxHxW) resized to D's output grid (h, w) for the auxiliary head, by the pixel centres
+    (`labels.resize_ids`); IGNORE pixels stay ignored.
 
     Fixes the public code's bug: it called PIL's resize with (h, w), which PIL reads as (width, height),
-    and copied the transposed result into an (h, w) slot, scrambling D's auxiliary targets. Nearest
-    interpolation keeps IGNORE pixels ignored.
+    and copied the transposed result into an (h, w) slot, scrambling D's auxiliary targets.
     """
-    resized = F.interpolate(labels[:, None].float(), size=tuple(size), mode="nearest")
-    return resized[:, 0].long()
+    return resize_ids(labels, size)
 
 
 def reconstruction_l1(reconstruction: torch.Tensor, image: torch.Tensor) -> torch.Tensor:

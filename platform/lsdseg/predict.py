@@ -1,7 +1,7 @@
 """Segment any images with a trained checkpoint: Cityscapes-coloured label maps and overlays.
 
 An image is resized to the checkpoint config's evaluation size (`data.eval_*`), the input size F was
-evaluated at, and the argmax is upsampled (nearest) back to the image's own size, as `evaluate` does.
+evaluated at, and the argmax is brought back to the image's own size by pixel centres, as `evaluate` does.
 """
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ from tqdm import tqdm
 from lsdseg import checkpoint
 from lsdseg.config import Config
 from lsdseg.data.base import DataError, read_rgb, to_tensors
-from lsdseg.data.labels import colorize
+from lsdseg.data.labels import colorize, resize_ids
 from lsdseg.models import FCN8s, Generator
 from lsdseg.device import resolve_device
 
@@ -56,8 +56,8 @@ def _eval_size(seg: Segmenter, images: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def segment(seg: Segmenter, images: torch.Tensor, size: Sequence[int]) -> np.ndarray:
     """Bx3xhxw RGB in [0, 1] -> BxHxW train ids at `size` (H, W)."""
-    pred = seg.f(_eval_size(seg, images))[0].argmax(1, keepdim=True).float()
-    return F.interpolate(pred, size=tuple(size), mode="nearest")[:, 0].to(torch.uint8).cpu().numpy()
+    pred = seg.f(_eval_size(seg, images))[0].argmax(1)
+    return resize_ids(pred, size).to(torch.uint8).cpu().numpy()
 
 
 @torch.no_grad()

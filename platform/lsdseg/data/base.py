@@ -47,7 +47,8 @@ class RandomCrop:
 
     `margin` keeps the crop that many pixels away from the bottom/right edges (Cityscapes train in the
     public code: 50). With `need_valid`, crops with no valid label are redrawn (GTA5 in the public code).
-    Labels are always resized with NEAREST (the public code used LANCZOS for GTA5, mixing ids at edges).
+    Images are resized with LANCZOS, as the public code resized GTA5's; labels with NEAREST, by pixel centres
+    (the public code used LANCZOS for GTA5's labels too, mixing ids at edges).
     """
 
     height: int
@@ -60,7 +61,7 @@ class RandomCrop:
     def __call__(self, image, label, rng):
         if self.resize_width is not None and image.width != self.resize_width:
             size = (self.resize_width, round(image.height * self.resize_width / image.width))
-            image = image.resize(size, Image.BILINEAR)
+            image = image.resize(size, Image.LANCZOS)
             if label is not None:
                 label = np.asarray(Image.fromarray(label).resize(size, Image.NEAREST))
         max_y = image.height - self.height - self.margin

@@ -110,11 +110,14 @@ class FCN8s(nn.Module):
         pool3 = self.to_pool3(x)
         pool4 = self.to_pool4(pool3)
         fc7 = self.fc(self.to_pool5(pool4))
-        up = self.upscore2(self.score_fr(fc7))
-        up = up + fit_to(self.score_pool4(pool4), up.shape[-2:], self.offsets[0])
-        up = self.upscore_pool4(up)
-        up = up + fit_to(self.score_pool3(pool3), up.shape[-2:], self.offsets[1])
-        scores = fit_to(self.upscore8(up), size, self.offsets[2])
+        # C in fp32 whatever the autocast: bf16 scores (8 bits of mantissa) flip near-tied argmaxes. The
+        # score layers and upsamplers have a few channels, so this costs little.
+        with torch.autocast(x.device.type, enabled=False):
+            up = self.upscore2(self.score_fr(fc7.float()))
+            up = up + fit_to(self.score_pool4(pool4.float()), up.shape[-2:], self.offsets[0])
+            up = self.upscore_pool4(up)
+            up = up + fit_to(self.score_pool3(pool3.float()), up.shape[-2:], self.offsets[1])
+            scores = fit_to(self.upscore8(up), size, self.offsets[2])
         return scores, Features(fc7, pool4, pool3)
 
 
