@@ -55,3 +55,18 @@ def test_protocols_restrict_the_mean():
 def test_shape_mismatch_is_an_error():
     with pytest.raises(ValueError, match="label resolution"):
         confusion_matrix(np.zeros(4), np.zeros(5), 2)
+
+
+def test_synthia_reports_the_13_class_miou_star_next_to_its_16():
+    from lsdseg.config_io import with_overrides
+    from lsdseg.data import also_reported
+    from lsdseg.data.labels import CLASSES, PROTOCOLS
+
+    per_class = {CLASSES[c]: 0.5 for c in PROTOCOLS["synthia16"]} | {"wall": 0.0, "fence": 0.0, "pole": 0.2}
+    synthia = {"name": "synthia", "root": "/data/synthia"}
+    cityscapes = {"name": "cityscapes", "root": "/data/cityscapes"}
+    cfg = with_overrides({"data": {"source": synthia, "target": cityscapes, "target_val": cityscapes}}).data
+    assert also_reported(cfg, per_class) == {"miou13": 0.5}  # the three weakest classes are not in it
+    gta = with_overrides({"data": {"source": {"name": "gta5", "root": "/g"}, "target": cityscapes, "target_val": cityscapes}}).data
+    assert also_reported(gta, per_class) == {}
+    assert also_reported(with_overrides({"data": {"source": synthia}}).data, per_class) == {}  # the benchmark's 8 classes

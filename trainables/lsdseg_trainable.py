@@ -31,7 +31,7 @@ def result_metrics(ev: EvalReport, objective: Objective, iterations: int, recent
     Tune keeps the best checkpoint), the target mIoU, the validators, per-class IoU and mean losses."""
     return {
         "score": oriented(objective, statistics.fmean(recent)), "selection": oriented(objective, ev.value(objective)),
-        "miou": ev.miou, "step": ev.step, "iterations": iterations, "run_status": "running",
+        "miou": ev.miou, **ev.also, "step": ev.step, "iterations": iterations, "run_status": "running",
         **{f"val/{name}": v for name, v in ev.validators.items()},
         **{f"iou/{name}": v for name, v in ev.per_class_iou.items()},
         **{f"loss/{name}": v for name, v in ev.losses.items()},

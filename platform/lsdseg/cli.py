@@ -66,6 +66,13 @@ SMOKE = ["--data.batch_size=2", "--data.synthetic_size=8", "--data.val_limit=4",
          "--train.iterations=2", "--train.eval_every=2"]
 
 
+def _also_lines(also: dict[str, float]) -> str:
+    """Each data.ALSO_REPORTED figure on its own line, e.g. SYNTHIA's mIoU* (13 classes)."""
+    from lsdseg.data import ALSO_REPORTED
+
+    return "".join(f"  {name}, {ALSO_REPORTED[name]}: {v * 100:.1f}\n" for name, v in also.items())
+
+
 def _iou_table(per_class: dict[str, float]) -> str:
     return "\n".join(f"  {name:<14} {iou * 100:5.1f}" for name, iou in per_class.items())
 
@@ -113,7 +120,7 @@ def train(ctx: click.Context, config_paths: tuple[str, ...], resume: str | None,
         classes = f"target mIoU ({len(protocol_classes(cfg.data))} classes)"
         if cfg.data.target_labels:
             click.echo(f"{classes} at the last evaluation (iteration {last.step}): {last.miou * 100:.1f}")
-            click.echo(_iou_table(last.per_class_iou))
+            click.echo(_also_lines(last.also) + _iou_table(last.per_class_iou))
         click.echo("validators: " + ", ".join(f"{k} {v:.4g}" for k, v in last.validators.items()))
         click.echo(f"checkpoint: {last.checkpoint}")
     if chosen is not None:
@@ -229,7 +236,7 @@ def _settings(cls, values: dict):
 def eval_(ctx: click.Context, checkpoint_path: str) -> None:
     """Evaluate a checkpoint on its config's target validation split (override e.g. --data.target_val.root=...)."""
     from lsdseg import checkpoint
-    from lsdseg.data import protocol_classes, val_dataset, val_loader
+    from lsdseg.data import also_reported, protocol_classes, val_dataset, val_loader
     from lsdseg.evaluate import evaluate
     from lsdseg.device import autocast_for, resolve_device
 
@@ -240,7 +247,7 @@ def eval_(ctx: click.Context, checkpoint_path: str) -> None:
     loader = val_loader(val_dataset(cfg.data.target_val, cfg.data), cfg.data)
     ev = evaluate(f, loader, device, autocast_for(device, cfg.train.bf16), protocol_classes(cfg.data))
     click.echo(f"target mIoU ({len(ev.per_class_iou)} classes), {len(loader.dataset)} images, checkpoint step {state['step']}: {ev.miou * 100:.1f}")
-    click.echo(_iou_table(ev.per_class_iou))
+    click.echo(_also_lines(also_reported(cfg.data, ev.per_class_iou)) + _iou_table(ev.per_class_iou))
 
 
 @main.command(context_settings=EXTRA)

@@ -12,6 +12,8 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 
+from lsdseg.data.labels import CLASSES
+
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
 
@@ -49,3 +51,9 @@ def iou(confusion: ArrayLike, classes: Sequence[int] | None = None) -> tuple[np.
     selected = per_class if classes is None else per_class[list(classes)]
     miou = float(np.nanmean(selected)) if np.isfinite(selected).any() else float("nan")
     return per_class, miou
+
+
+def mean_iou_of(per_class: dict[str, float], classes: Sequence[int]) -> float:
+    """The mIoU over `classes` (train ids) from per-class IoUs by name; NaN classes are dropped, as in `iou`."""
+    values = np.array([per_class.get(CLASSES[c], np.nan) for c in classes], dtype=np.float64)
+    return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")

@@ -24,7 +24,7 @@ from tqdm import tqdm
 from lsdseg import checkpoint
 from lsdseg.config import Config
 from lsdseg.config_io import dump_config, to_dict
-from lsdseg.data import prepare, protocol_classes, train_dataset, val_dataset, val_loader
+from lsdseg.data import also_reported, prepare, protocol_classes, train_dataset, val_dataset, val_loader
 from lsdseg.data.sampling import endless_batches
 from lsdseg.device import autocast_for, resolve_device
 from lsdseg.evaluate import validate
@@ -45,6 +45,7 @@ class EvalReport:
     checkpoint: Optional[str]  # path of the checkpoint written at this evaluation
     validators: dict[str, float] = field(default_factory=dict)  # the label-free validators (lsdseg.validators)
     objective: float = math.nan  # train.objective's value here (target mIoU or a validator), as measured
+    also: dict[str, float] = field(default_factory=dict)  # data.ALSO_REPORTED figures, e.g. SYNTHIA's miou13
 
     def value(self, objective: Objective) -> float:
         return self.miou if objective == "target_miou" else self.validators.get(objective, math.nan)
@@ -218,7 +219,7 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
                 target = ev.target
                 rep = EvalReport(step, target.miou if target else math.nan, target.per_class_iou if target else {},
                                  {k: v / count for k, v in sums.items()}, str(path), ev.validators)
-                rep = replace(rep, objective=rep.value(t.objective))
+                rep = replace(rep, objective=rep.value(t.objective), also=also_reported(cfg.data, rep.per_class_iou))
                 history.append(rep)
                 checkpoint.save(path, nets, opts, step, to_dict(cfg), {"history": [asdict(h) for h in history]})
                 if selected(history, t.objective) is rep:

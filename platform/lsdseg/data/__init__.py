@@ -14,10 +14,11 @@ from lsdseg.data import cityscapes, gta5, synthetic, synthia
 from lsdseg.data.base import DataError, Resize, SegmentationDataset, check_pairs
 from lsdseg.data.labels import PROTOCOLS
 from lsdseg.interrupted import Interrupted
+from lsdseg.metrics import mean_iou_of
 
 MODULES: dict[str, ModuleType] = {"synthetic": synthetic, "gta5": gta5, "synthia": synthia, "cityscapes": cityscapes}
 
-__all__ = ["DataError", "prepare", "dataset_root", "train_dataset", "val_dataset", "val_loader", "protocol_classes"]
+__all__ = ["DataError", "prepare", "dataset_root", "train_dataset", "val_dataset", "val_loader", "protocol_classes", "also_reported", "ALSO_REPORTED"]
 
 
 def _cache(cfg: DataConfig) -> Optional[Path]:
@@ -130,6 +131,16 @@ def split_digests(cfg: DataConfig) -> dict[str, dict[str, str]]:
         found[role] = {"name": f"{domain.name}/{split}", "root": str(root), "images": str(len(samples)),
                        "digest": hashlib.sha256("\n".join(names).encode()).hexdigest()}
     return found
+
+
+# mIoUs over a subset of the protocol's classes, reported next to it, by metric name: what each is
+ALSO_REPORTED = {"miou13": "mIoU* (SYNTHIA's 16 classes without wall, fence and pole; later papers compare on it)"}
+
+
+def also_reported(cfg: DataConfig, per_class: dict[str, float]) -> dict[str, float]:
+    """The ALSO_REPORTED figures this run's protocol has, from its per-class IoUs: SYNTHIA's 13-class mIoU*,
+    the figure AdaptSegNet, ADVENT and later papers compare on."""
+    return {"miou13": mean_iou_of(per_class, PROTOCOLS["synthia13"])} if protocol_classes(cfg) == PROTOCOLS["synthia16"] else {}
 
 
 def protocol_classes(cfg: DataConfig) -> tuple[int, ...]:
