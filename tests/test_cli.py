@@ -26,6 +26,7 @@ def test_smoke_train_then_eval(tmp_path, cache_dir):
     assert "selected by target_miou" in run.stdout and "(an oracle figure: picked on target labels)" in run.stdout
     ckpt = next(line.split(": ", 1)[1] for line in run.stdout.splitlines() if line.startswith("checkpoint: "))
     assert ckpt.startswith(str(tmp_path / "runs"))  # default run folder under the working directory
+    assert "note:" not in run.stderr
 
     ev = lsdseg("eval", "--checkpoint", ckpt, cwd=tmp_path)
     assert ev.returncode == 0, ev.stderr
@@ -46,6 +47,18 @@ def test_bad_input_is_one_line_without_traceback(tmp_path, args, message):
     assert run.returncode == 1
     lines = run.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in run.stderr
+
+
+def test_a_vgg16_without_pretrained_weights_says_so_before_it_starts(tmp_path):
+    """Random VGG-16 weights are legal but far from the paper's ImageNet start: one line says so and how to
+    give the file (here the run then stops at a missing dataset, which is checked next)."""
+    run = lsdseg("train", "--config", "vgg16", "--model.pretrained=null", "--data.target_val.name=cityscapes",
+                 "--data.target_val.root=/no/such/cityscapes", cwd=tmp_path)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 1 and len(lines) == 2 and "Traceback" not in run.stderr
+    assert lines[0] == ("note: model.pretrained is not set: F (VGG-16) starts from random weights, not the paper's ImageNet "
+                        "ones; give a local copy of torchvision's vgg16-397923af.pth with --model.pretrained=PATH")
+    assert "/no/such/cityscapes not found" in lines[1]
 
 
 def test_wrong_kind_of_checkpoint(tmp_path):

@@ -66,6 +66,15 @@ SMOKE = ["--data.batch_size=2", "--data.synthetic_size=8", "--data.val_limit=4",
          "--train.iterations=2", "--train.eval_every=2"]
 
 
+def _note(cfg) -> None:
+    """A setting that works but is likely a mistake, said in one line before the run starts."""
+    from lsdseg.models import start_note
+
+    note = start_note(cfg.model)
+    if note:
+        click.echo(f"note: {note}", err=True)
+
+
 def _also_lines(also: dict[str, float]) -> str:
     """Each data.ALSO_REPORTED figure on its own line, e.g. SYNTHIA's mIoU* (13 classes)."""
     from lsdseg.data import ALSO_REPORTED
@@ -112,6 +121,8 @@ def train(ctx: click.Context, config_paths: tuple[str, ...], resume: str | None,
             raise ResumeError(f"run folder {folder} holds no checkpoint yet: start it again instead of resuming")
         if cfg.train.out_dir is None:
             cfg = replace(cfg, train=replace(cfg.train, out_dir=str(folder)))
+    if resume is None:
+        _note(cfg)
     result = run_training(cfg, resume=resume, progress=True)
     last, chosen = (result.history[-1] if result.history else None), result.selected
     if result.status != "completed":
@@ -198,6 +209,7 @@ def sweep(ctx: click.Context, config_paths: tuple[str, ...], resume_dir: str | N
                 given = {n for n in options if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
                 smoke = {"num_samples": 3, "grace_period": 2, "confirm_top": 1, "confirm_seeds": 1, "name": f"smoke-{time.strftime('%Y%m%d-%H%M%S')}"}
                 values |= {k: v for k, v in smoke.items() if k not in given}
+            _note(cfg)
             results = start_sweep(_settings(SweepSettings, values), cfg, verbose)
     except SweepInterrupted as stop:
         click.echo(f"interrupted: unfinished runs are marked KILLED in MLflow; continue with:\n  lsdseg sweep --resume {stop.folder}", err=True)

@@ -11,7 +11,7 @@ from lsdseg.models.discriminator import Discriminator, DomainLabel
 from lsdseg.models.fcn8s import FCN8s, PretrainedError, small_fcn8s, vgg16_fcn8s
 from lsdseg.models.generator import Generator
 
-__all__ = ["Nets", "build_nets", "Discriminator", "DomainLabel", "FCN8s", "Generator", "PretrainedError"]
+__all__ = ["Nets", "build_nets", "start_note", "Discriminator", "DomainLabel", "FCN8s", "Generator", "PretrainedError"]
 
 
 @dataclass
@@ -36,3 +36,12 @@ def build_nets(cfg: ModelConfig, adapt: bool) -> Nets:
     g = Generator(f.feature_spec, cfg.g_width, cfg.g_blocks, cfg.dropout)
     d = Discriminator(cfg.num_classes, cfg.d_width, cfg.d_blocks, cfg.dropout)
     return Nets(f, g, d)
+
+
+def start_note(cfg: ModelConfig) -> Optional[str]:
+    """What someone starting a run should hear about where F starts, or None: a VGG-16 without
+    `model.pretrained` trains from random weights, far from the paper's ImageNet start, and would do so silently."""
+    if cfg.backbone == "vgg16" and cfg.pretrained is None:
+        return ("model.pretrained is not set: F (VGG-16) starts from random weights, not the paper's ImageNet ones; "
+                "give a local copy of torchvision's vgg16-397923af.pth with --model.pretrained=PATH")
+    return None
