@@ -76,11 +76,26 @@ def test_packaged_configs_layer_in_order():
     assert load_config(["vgg16", "synthia"]).data.source.name == "synthia"
 
 
-def test_public_code_weights_follow_from_the_reference_sizes():
-    w = load_config("public_code_weights").loss
-    d_locations = 40 * 80  # D's grid at the public code's 320x640 crop (test_models checks it)
-    assert w.g_rec == 1 / d_locations and w.g_adv == 0.1 and w.g_aux == 1.0
-    assert w.f_adv == w.f_aux == 0.1 * d_locations / (320 * 640)
+def test_the_vgg16_presets_reproduce_the_paper_and_the_public_code():
+    """vgg16: the paper's scale (512x1024), public_code: the public code's (320x640); both with the public
+    code's loss balance and target crops at the scale F is evaluated at."""
+    paper, public = load_config(["vgg16", "gta5"]).data, load_config(["vgg16", "public_code", "gta5"]).data
+    assert (paper.crop_height, paper.crop_width, paper.eval_height, paper.eval_width) == (512, 1024, 512, 1024)
+    assert (public.crop_height, public.crop_width, public.eval_height, public.eval_width) == (320, 640, 320, 640)
+    assert paper.target_scale == public.target_scale == "eval"
+    assert load_config(["vgg16", "public_code"]).loss == load_config(["public_code_weights"]).loss
+
+
+@pytest.mark.parametrize("crop, grid", [((320, 640), (40, 80)), ((512, 1024), (64, 128))])  # D's grid: test_models
+def test_public_code_weights_follow_from_the_crop(crop, grid):
+    """The public code's balance at any crop: G's L1 over D's location count (1/3,200 at 320x640, 1/8,192 at
+    512x1024), F's adversarial and auxiliary weights over the pixels per D location (64)."""
+    from lsdseg.losses import in_means
+
+    w = in_means(load_config("public_code_weights").loss, crop[0] * crop[1], grid[0] * grid[1])
+    assert w.g_rec == pytest.approx(1 / (grid[0] * grid[1])) and w.g_adv == 0.1 and w.g_aux == 1.0 and w.d_aux == 1.0
+    assert w.f_adv == w.f_aux == pytest.approx(0.1 / 64)
+    assert in_means(load_config([]).loss, 1, 1) == load_config([]).loss  # the mean convention: as given
 
 
 def test_a_config_file_that_is_not_utf8_is_one_line(tmp_path):

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import ModuleType
 from typing import Callable
@@ -277,3 +277,22 @@ def test_split_digests_change_with_the_files_of_a_split(tmp_path):
         (root / folder / "00002.png").rename(root / folder / "00003.png")
     after = split_digests(cfg)
     assert after["source"]["digest"] != before["source"]["digest"] and after["source_val"] == before["source_val"]
+
+
+def test_target_crops_can_come_at_the_scale_f_is_evaluated_at(tmp_path):
+    """`data.target_scale: eval`: the target image is resized to eval_width first (LANCZOS); a crop as large
+    as the resized image is all of it (the 50 px margin of native crops gives way)."""
+    from lsdseg.config_io import with_overrides
+    from lsdseg.data import train_dataset
+
+    LAYOUTS["cityscapes"].build(tmp_path)  # 128 x 96 images
+    domain = {"name": "cityscapes", "root": str(tmp_path)}
+    sizes = {"crop_height": 24, "crop_width": 32, "eval_height": 24, "eval_width": 32}
+    cfg = with_overrides({"data": {"target": domain, **sizes, "target_scale": "eval"}}).data
+    data = train_dataset(cfg.target, cfg, "target", labelled=False)
+    image = Image.open(data.samples[0].image).convert("RGB")
+    whole = np.asarray(image.resize((32, 24), Image.LANCZOS))
+    for seed in range(3):
+        assert np.array_equal((data[(0, seed)]["image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8), whole)
+    native = train_dataset(cfg.target, replace(cfg, target_scale="native"), "target", labelled=False)
+    assert native[(0, 0)]["image"].shape == (3, 24, 32) and not torch.equal(native[(0, 0)]["image"], data[(0, 0)]["image"])

@@ -75,3 +75,18 @@ def test_source_only_step_has_no_adversary():
     assert nets.g is None and nets.d is None and opts.g is None
     losses = train_step(nets, opts, x_s, y_s, None, LossWeights(), nullcontext)
     assert set(losses) == {"loss_f_src_seg", "loss_f"}
+
+
+def test_the_summed_convention_weighs_the_mean_terms_by_the_steps_own_shapes():
+    """`loss.convention: summed` (the public code's): G's L1 over D's location count, F's adversarial and
+    auxiliary terms over the pixels per D location; the step's totals are built from exactly those."""
+    nets, opts, x_s, y_s, x_t = _setup()
+    w = LossWeights(convention="summed")
+    losses = train_step(nets, opts, x_s, y_s, x_t, w, nullcontext)
+    locations = nets.d(x_s)[0].shape[-2:].numel()  # 4 x 8 at 32 x 64
+    assert locations == 32
+    g = w.g_adv * (losses["loss_g_src_adv"] + losses["loss_g_tgt_adv"]) + w.g_aux * losses["loss_g_src_aux"] \
+        + w.g_rec / locations * (losses["loss_g_src_rec"] + losses["loss_g_tgt_rec"])
+    f = losses["loss_f_src_seg"] + w.f_adv * locations / (32 * 64) * (losses["loss_f_src_adv"] + losses["loss_f_tgt_adv"]) \
+        + w.f_aux * locations / (32 * 64) * losses["loss_f_src_aux"]
+    assert torch.allclose(losses["loss_g"], g) and torch.allclose(losses["loss_f"], f)

@@ -1,9 +1,9 @@
 """One typed, frozen, validated config tree for an LSD-seg run.
 
-Every coefficient of the paper is a named field. Losses follow one convention: every term is a MEAN over
-its valid pixels (or D locations). The public code summed cross-entropies over pixels next to a mean L1,
-so its nominal weights hide a ~300x imbalance; `lsdseg/losses.py` says how its defaults map onto ours, and
-`configs/public_code_weights.yaml` reproduces that balance.
+Every coefficient of the paper is a named field. Every loss term is computed as a MEAN over its valid pixels
+(or D locations); `loss.convention` says how the weights read: `mean` (as given), or `summed`, the public
+code's convention (each cross-entropy summed over its pixels or D locations next to a mean L1), in which
+its flags' nominal values reproduce its balance at any crop size (`lsdseg/losses.py::in_means`).
 
 Defaults train the small backbone on the built-in benchmark on a CPU in minutes; the paper's VGG-16
 settings live in `configs/*.yaml`.
@@ -41,6 +41,10 @@ class DataConfig:
     crop_width: int = Field(128, gt=0)  # public code: 640
     eval_height: int = Field(80, gt=0)  # eval input is resized to this; public code: 320 (paper: 512)
     eval_width: int = Field(160, gt=0)  # public code: 640 (paper: 1024)
+    # Where the target's training crops come from: its images as stored (public code: native 2048x1024
+    # Cityscapes, objects ~3x larger than it evaluates them), or first resized to eval_width, the scale F is
+    # evaluated at
+    target_scale: Literal["native", "eval"] = "native"
     batch_size: int = Field(8, gt=0)  # per domain; public code: 1 source + 1 target
     num_workers: int = Field(0, ge=0)  # loader processes; 0 = in the training process
     val_limit: Optional[int] = Field(None, gt=0)  # evaluate on the first N target validation images only
@@ -70,8 +74,12 @@ class ModelConfig:
 
 @dataclass(config=_STRICT)
 class LossWeights:
-    """Weights of the loss terms, all terms being means (see module docstring)."""
+    """Weights of the loss terms; `convention` says what they weigh (see module docstring)."""
 
+    # mean: each weight multiplies a mean term. summed: the public code's convention, its nominal weights
+    # (the defaults below) giving its balance: F's adversarial/auxiliary terms 64x lighter than in `mean`,
+    # G's L1 lighter by D's location count (3,200 at 320x640, 8,192 at 512x1024)
+    convention: Literal["mean", "summed"] = "mean"
     f_adv: float = Field(0.1, ge=0)  # beta: F's cross-domain adversarial terms
     f_aux: float = Field(0.1, ge=0)  # alpha: F's auxiliary-classifier term through G and D
     g_adv: float = Field(0.1, ge=0)  # G's within-domain adversarial terms (public code: hard-coded 0.1)

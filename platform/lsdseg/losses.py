@@ -1,23 +1,29 @@
 """Loss terms of LSD-seg as small pure functions (paper eqs. for L_D, L_G, L_F; reference section 2).
 
-Convention: every term is a MEAN over its valid pixels or D locations. The public code instead summed
-each cross-entropy over pixels (per image) next to a mean L1, so its nominal weights hid the real balance.
-How its defaults map onto this convention (D grid = 1/64 of the crop's pixels, 3,200 locations at 320x640):
+Every term is computed as a MEAN over its valid pixels or D locations. The public code instead summed each
+cross-entropy over pixels or D locations (per image) next to a mean L1, so its nominal weights hid the real
+balance. `in_means` turns weights given in its convention (`loss.convention: summed`) into weights on
+means, from the shapes of the step itself (a crop of P pixels, a D grid of N locations, N = P/64 for D's
+stride 8):
 
-    F: sum-CE L_seg (~204,800 px) + 0.1 * sum-CE adv/aux (3,200 locs). Divided by the pixel count (Adam is
-       invariant to a global scale): L_seg + 0.1/64 * (adv + aux)  ->  f_adv = f_aux = 0.0015625
-    G: 1 * sum-CE aux + 0.1 * sum-CE adv + 1 * mean-L1. Divided by 3,200:
-       aux + 0.1 * adv + (1/3,200) * L1  ->  g_aux = 1, g_adv = 0.1, g_rec = 0.0003125
-    D: every term a sum over the same 3,200 locations  ->  d_aux = 1
+    F: sum-CE L_seg (P px) + f_adv * sum-CE adv (N locs) + f_aux * sum-CE aux (N locs). Divided by P (Adam
+       is invariant to a global scale): L_seg + f_adv * N/P * adv + f_aux * N/P * aux.
+    G: g_aux * sum-CE aux + g_adv * sum-CE adv + g_rec * mean-L1. Divided by N:
+       g_aux * aux + g_adv * adv + g_rec / N * L1.
+    D: every term a sum over the same N locations: unchanged.
 
-`configs/public_code_weights.yaml` holds exactly these; our defaults are the paper's nominal weights
-read in the mean convention (0.1, 0.1; 0.1, 1, 1).
+With the public code's flags (0.1, 0.1; 0.1, 1, 1; 1), at its 320x640 crop (N = 3,200): f_adv = f_aux =
+0.1/64, g_rec = 1/3,200; at the paper's 512x1024 (N = 8,192): g_rec = 1/8,192. Our `mean` defaults are
+the same nominal values read as weights on means.
 """
 from __future__ import annotations
+
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
 
+from lsdseg.config import LossWeights
 from lsdseg.data.labels import IGNORE, resize_ids
 from lsdseg.models.discriminator import DomainLabel
 
@@ -54,3 +60,12 @@ def labels_for_d(labels: torch.Tensor, size: tuple[int, int] | torch.Size) -> to
 def reconstruction_l1(reconstruction: torch.Tensor, image: torch.Tensor) -> torch.Tensor:
     """Mean absolute error between G's output and the input image, both in [0, 1]."""
     return F.l1_loss(reconstruction.float(), image.float())
+
+
+def in_means(w: LossWeights, pixels: int, locations: int) -> LossWeights:
+    """The weights to apply to the mean terms, for a crop of `pixels` and D's grid of `locations` (module
+    docstring): `w` itself in the `mean` convention; converted from the public code's in `summed`."""
+    if w.convention == "mean":
+        return w
+    return replace(w, convention="mean", f_adv=w.f_adv * locations / pixels, f_aux=w.f_aux * locations / pixels,
+                   g_rec=w.g_rec / locations)

@@ -17,7 +17,7 @@ from typing import Callable
 import torch
 
 from lsdseg.config import LossWeights
-from lsdseg.losses import domain_ce, labels_for_d, pixel_ce, reconstruction_l1
+from lsdseg.losses import domain_ce, in_means, labels_for_d, pixel_ce, reconstruction_l1
 from lsdseg.models import DomainLabel, Nets
 from lsdseg.models.blocks import Features
 from lsdseg.optim import Optimizers
@@ -104,6 +104,7 @@ def g_update(nets: Nets, opt: torch.optim.Optimizer, fw: Forward, w: LossWeights
             "loss_g_src_rec": reconstruction_l1(fake_s, fw.x_s),
             "loss_g_tgt_rec": reconstruction_l1(fake_t, fw.x_t),
         }
+    w = in_means(w, fw.x_s.shape[-2:].numel(), d_src_fake.shape[-2:].numel())
     losses["loss_g"] = (
         w.g_adv * (losses["loss_g_src_adv"] + losses["loss_g_tgt_adv"])
         + w.g_aux * losses["loss_g_src_aux"]
@@ -125,6 +126,7 @@ def f_update(nets: Nets, opt: torch.optim.Optimizer, fw: Forward, w: LossWeights
             losses["loss_f_src_adv"] = domain_ce(d_src_fake, DomainLabel.TGT_REAL)
             losses["loss_f_tgt_adv"] = domain_ce(d_tgt_fake, DomainLabel.SRC_REAL)
             losses["loss_f_src_aux"] = pixel_ce(c_src_fake, labels_for_d(fw.y_s, c_src_fake.shape[-2:]))
+        w = in_means(w, fw.x_s.shape[-2:].numel(), d_src_fake.shape[-2:].numel())
         total = total + w.f_adv * (losses["loss_f_src_adv"] + losses["loss_f_tgt_adv"]) + w.f_aux * losses["loss_f_src_aux"]
     losses["loss_f"] = total
     _step(opt, total)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+from dataclasses import replace
 from pathlib import Path
 from types import ModuleType
 from typing import Callable, Optional
@@ -93,10 +94,10 @@ def split_of(domain: DomainData, role: str) -> str:
 def train_dataset(domain: DomainData, cfg: DataConfig, role: str, labelled: bool) -> SegmentationDataset:
     module = MODULES[domain.name]
     root = dataset_root(domain, cfg, role)
-    return SegmentationDataset(
-        module.samples(root, split_of(domain, role), labelled), module.read_label,
-        module.train_transform(cfg.crop_height, cfg.crop_width), labelled=labelled,
-    )
+    transform = module.train_transform(cfg.crop_height, cfg.crop_width)
+    if role == "target" and cfg.target_scale == "eval":  # crops at the scale F is evaluated at
+        transform = replace(transform, resize_width=cfg.eval_width)
+    return SegmentationDataset(module.samples(root, split_of(domain, role), labelled), module.read_label, transform, labelled=labelled)
 
 
 def val_dataset(domain: DomainData, cfg: DataConfig, role: str = "target_val", labelled: bool = True) -> SegmentationDataset:

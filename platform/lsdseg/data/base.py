@@ -45,8 +45,9 @@ def read_rgb(path: Path) -> Image.Image:
 class RandomCrop:
     """Random crop of (height, width) after an optional aspect-keeping resize to `resize_width`.
 
-    `margin` keeps the crop that many pixels away from the bottom/right edges (Cityscapes train in the
-    public code: 50). With `need_valid`, crops with no valid label are redrawn (GTA5 in the public code).
+    `margin` keeps the crop that many pixels of the stored image away from the bottom/right edges
+    (Cityscapes train in the public code: 50), scaled with a resize and narrowed where the crop needs the room
+    (a crop as large as the resized image takes all of it). With `need_valid`, crops with no valid label are redrawn (GTA5 in the public code).
     Images are resized with LANCZOS, as the public code resized GTA5's; labels with NEAREST, by pixel centres
     (the public code used LANCZOS for GTA5's labels too, mixing ids at edges).
     """
@@ -59,18 +60,20 @@ class RandomCrop:
     tries: int = 10
 
     def __call__(self, image, label, rng):
+        margin = self.margin
         if self.resize_width is not None and image.width != self.resize_width:
+            margin = round(margin * self.resize_width / image.width)
             size = (self.resize_width, round(image.height * self.resize_width / image.width))
             image = image.resize(size, Image.LANCZOS)
             if label is not None:
                 label = np.asarray(Image.fromarray(label).resize(size, Image.NEAREST))
-        max_y = image.height - self.height - self.margin
-        max_x = image.width - self.width - self.margin
-        if max_y < 0 or max_x < 0:
+        room_y, room_x = image.height - self.height, image.width - self.width
+        if room_y < 0 or room_x < 0:
             raise DataError(
-                f"image of {image.width}x{image.height} is smaller than the crop {self.width}x{self.height}"
-                f" (+{self.margin} margin): lower data.crop_height/data.crop_width"
+                f"image of {image.width}x{image.height} is smaller than the crop {self.width}x{self.height}:"
+                " lower data.crop_height/data.crop_width"
             )
+        max_y, max_x = room_y - min(margin, room_y), room_x - min(margin, room_x)
         for _ in range(self.tries):
             y, x = int(rng.integers(0, max_y + 1)), int(rng.integers(0, max_x + 1))
             crop_label = None if label is None else label[y : y + self.height, x : x + self.width]
