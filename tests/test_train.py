@@ -133,3 +133,20 @@ def test_a_checkpoint_with_flipped_bytes_is_refused(tiny_cfg, tmp_path):
     path.write_bytes(bytes(data))
     with pytest.raises(checkpoint.CheckpointError, match="is damaged"):
         checkpoint.load(path)
+
+
+@pytest.mark.slow
+def test_a_compiled_run_trains_as_the_eager_one_and_writes_plain_checkpoints(tiny_cfg, tmp_path):
+    """train.compile (torch.compile of F, G and D, here with inductor on the CPU): the same losses up to
+    kernel rounding (without dropout, whose random stream differs when compiled), and checkpoints that an
+    eager run (or eval, predict) loads as they are."""
+    eager = run_training(tiny_cfg(train={"out_dir": str(tmp_path / "eager")}, model={"dropout": 0.0}))
+    compiled = run_training(tiny_cfg(train={"out_dir": str(tmp_path / "compiled"), "compile": True}, model={"dropout": 0.0}))
+    for a, b in zip(_losses(tmp_path / "eager"), _losses(tmp_path / "compiled")):
+        assert a.keys() == b.keys()
+        assert all(b[k] == pytest.approx(a[k], rel=2e-3, abs=1e-4) for k in a), (a, b)
+    plain = checkpoint.load(eager.history[-1].checkpoint)["nets"]
+    state = checkpoint.load(compiled.history[-1].checkpoint)["nets"]
+    assert {n: set(v) for n, v in state.items()} == {n: set(v) for n, v in plain.items()}  # no "_orig_mod." keys
+    more = tiny_cfg(train={"out_dir": str(tmp_path / "compiled"), "iterations": 6}, model={"dropout": 0.0})
+    assert run_training(more, resume=compiled.history[-1].checkpoint).step == 6

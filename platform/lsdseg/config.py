@@ -115,6 +115,7 @@ class TrainConfig:
     device: Literal["auto", "cpu", "cuda"] = "auto"
     bf16: bool = True  # bf16 autocast on CUDA (ignored on CPU)
     channels_last: bool = True  # channels_last memory format on CUDA (ignored on CPU)
+    compile: bool = False  # torch.compile F, G and D (their forward; checkpoints and optimizers see the plain modules)
     threads: Optional[int] = Field(None, gt=0)  # torch intra-op threads; None = torch's default
     out_dir: Optional[str] = None  # resolved config, metrics and checkpoints; None = runs/<mode>-<time>
     keep_checkpoints: int = Field(1, ge=1)  # newest N evaluation checkpoints kept on disk

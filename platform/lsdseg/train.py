@@ -154,6 +154,8 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
     channels_last = device.type == "cuda" and t.channels_last
     for net in nets.named().values():
         net.to(device, memory_format=torch.channels_last if channels_last else torch.contiguous_format).train()
+        if t.compile:  # in place: parameters, state_dict keys and checkpoints stay those of the plain module
+            net.compile()
     opts = build_optimizers(nets, cfg.optim)
     start, history = 0, []
     if resume is not None:

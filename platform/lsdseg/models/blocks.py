@@ -5,7 +5,6 @@ from typing import NamedTuple
 
 import torch
 from torch import nn
-import torch.nn.functional as F
 
 
 class Features(NamedTuple):
@@ -38,7 +37,11 @@ def fit_to(x: torch.Tensor, size: tuple[int, int] | torch.Size, offset: int = 0)
     x = x[..., offset : offset + h, offset : offset + w]
     short_h, short_w = h - x.shape[-2], w - x.shape[-1]
     if short_h or short_w:
-        x = F.pad(x, (0, short_w, 0, short_h), mode="replicate")
+        # replication by clamped indices rather than F.pad(mode="replicate"): the same values, and a backward
+        # that torch.compile handles (inductor in PyTorch 2.14 mis-strides replication_pad2d_backward here)
+        rows = torch.arange(h, device=x.device).clamp(max=x.shape[-2] - 1)
+        cols = torch.arange(w, device=x.device).clamp(max=x.shape[-1] - 1)
+        x = x[..., rows[:, None], cols]
     return x
 
 
