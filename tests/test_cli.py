@@ -148,8 +148,11 @@ TINY_RUN = ["--data.batch_size=2", "--data.crop_height=32", "--data.crop_width=6
 
 def _ctrl_c(cwd, args, ready, timeout=120):
     """`lsdseg train ARGS`, sent SIGINT once `ready()` holds: (exit status, stderr's last line, stderr)."""
+    # SIGINT as a terminal delivers it: a shell that started these tests in the background made the signal
+    # ignored, and Python then installs no KeyboardInterrupt handler in the child
     proc = subprocess.Popen([sys.executable, "-m", "lsdseg.cli", "train", *args], cwd=cwd, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+                            stderr=subprocess.PIPE, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.monotonic() + timeout
     while not ready() and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
