@@ -4,6 +4,8 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
+
 
 def test_method_imports_no_platform_library():
     code = ("import sys, lsdseg.train, lsdseg.evaluate, lsdseg.cli, lsdseg.data, lsdseg.models, lsdseg.losses, lsdseg.metrics;"
@@ -15,3 +17,19 @@ def test_method_imports_no_platform_library():
 def test_no_platform_package_shadows_the_standard_library():
     out = subprocess.run([sys.executable, "-c", "import platform; print(platform.system())"], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "Linux"
+
+
+@pytest.mark.slow
+def test_every_method_module_imports_first():
+    """Each module of the method imported first, in a process of its own: an import cycle between two of
+    them (lsdseg.metrics and lsdseg.data once) breaks only the import order a user happens to use."""
+    from pathlib import Path
+
+    import lsdseg
+
+    root = Path(lsdseg.__file__).parent
+    names = sorted("lsdseg." + ".".join(p.relative_to(root).with_suffix("").parts).removesuffix(".__init__")
+                   for p in root.rglob("*.py") if "sweep" not in p.parts)
+    runs = {name: subprocess.Popen([sys.executable, "-c", f"import {name}"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for name in names}
+    assert [name for name, run in runs.items() if run.wait(timeout=300) != 0] == []

@@ -12,8 +12,6 @@ from typing import Sequence, Union
 import numpy as np
 import torch
 
-from lsdseg.data.labels import CLASSES
-
 ArrayLike = Union[np.ndarray, torch.Tensor]
 
 
@@ -53,7 +51,7 @@ def iou(confusion: ArrayLike, classes: Sequence[int] | None = None) -> tuple[np.
     return per_class, miou
 
 
-def mean_iou_of(per_class: dict[str, float], classes: Sequence[int]) -> float:
-    """The mIoU over `classes` (train ids) from per-class IoUs by name; NaN classes are dropped, as in `iou`."""
-    values = np.array([per_class.get(CLASSES[c], np.nan) for c in classes], dtype=np.float64)
+def mean_iou_of(per_class: dict[str, float], names: Sequence[str]) -> float:
+    """The mIoU over the classes `names` from per-class IoUs by name; NaN classes are dropped, as in `iou`."""
+    values = np.array([per_class.get(name, np.nan) for name in names], dtype=np.float64)
     return float(np.nanmean(values)) if np.isfinite(values).any() else float("nan")

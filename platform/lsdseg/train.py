@@ -123,14 +123,11 @@ def _prune(ckpt_dir: Path, keep: int) -> None:
         old.rmdir()
 
 
-def _interrupted(out: Path, step: int, history: list[EvalReport], resume, created: bool, eval_every: int) -> str:
-    """What a Ctrl-C at `step` leaves: the last checkpoint and the command that continues from it, or, before
-    the first one, nothing (a run folder this call made holds only its config then, and is removed)."""
+def _interrupted(out: Path, step: int, history: list[EvalReport], resume, eval_every: int) -> str:
+    """What a Ctrl-C at `step` leaves: the last checkpoint and the command that continues from it, or nothing."""
     if history or resume is not None:
         kept = f"the checkpoint of iteration {history[-1].step}" if history else f"the checkpoint it resumed from ({resume})"
         return f"interrupted at iteration {step}: {kept} is kept; continue with the same command and --resume {out}"
-    if created:
-        shutil.rmtree(out, ignore_errors=True)
     return (f"interrupted at iteration {step}, before the first checkpoint (every train.eval_every={eval_every} "
             "iterations): nothing was kept; run the command again")
 
@@ -235,8 +232,9 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
                 sums.clear()
                 count = 0
     except KeyboardInterrupt:
-        bar.close()
-        raise Interrupted(_interrupted(out, step, history, resume, created, t.eval_every)) from None
+        if created and not history:  # a folder this call made holds only its config before the first checkpoint
+            shutil.rmtree(out, ignore_errors=True)
+        raise Interrupted(_interrupted(out, step, history, resume, t.eval_every)) from None
     finally:
         bar.close()
     mious = [h.miou for h in history]

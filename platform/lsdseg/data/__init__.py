@@ -13,7 +13,7 @@ from tqdm import tqdm
 from lsdseg.config import DataConfig, DomainData
 from lsdseg.data import cityscapes, gta5, synthetic, synthia
 from lsdseg.data.base import DataError, Resize, SegmentationDataset, check_pairs
-from lsdseg.data.labels import PROTOCOLS
+from lsdseg.data.labels import CLASSES, PROTOCOLS
 from lsdseg.interrupted import Interrupted
 from lsdseg.metrics import mean_iou_of
 
@@ -50,11 +50,11 @@ def _prepare(cfg: DataConfig, show_progress: bool, oracle: bool) -> None:
         if domain.name != "synthetic":
             root, split = dataset_root(domain, cfg, role), split_of(domain, role)
             reads[(domain.name, root, split, labelled)] = MODULES[domain.name].samples(root, split, labelled)
-    labelled = {key: samples for key, samples in reads.items() if key[3]}
-    total = sum(map(len, labelled.values()))
+    with_labels = {key: samples for key, samples in reads.items() if key[3]}
+    total = sum(map(len, with_labels.values()))
     # delay: a scan that takes under a second (small datasets) draws no bar
     with tqdm(desc="checking labels", total=total, unit="pair", disable=not show_progress or not total, leave=False, delay=1) as bar:
-        for (name, *_), samples in labelled.items():
+        for (name, *_), samples in with_labels.items():
             check_pairs(samples, MODULES[name].label_size, bar.update)
     if "synthetic" not in {cfg.source.name, cfg.target.name, cfg.target_val.name}:
         return
@@ -141,7 +141,9 @@ ALSO_REPORTED = {"miou13": "mIoU* (SYNTHIA's 16 classes without wall, fence and 
 def also_reported(cfg: DataConfig, per_class: dict[str, float]) -> dict[str, float]:
     """The ALSO_REPORTED figures this run's protocol has, from its per-class IoUs: SYNTHIA's 13-class mIoU*,
     the figure AdaptSegNet, ADVENT and later papers compare on."""
-    return {"miou13": mean_iou_of(per_class, PROTOCOLS["synthia13"])} if protocol_classes(cfg) == PROTOCOLS["synthia16"] else {}
+    if protocol_classes(cfg) != PROTOCOLS["synthia16"]:
+        return {}
+    return {"miou13": mean_iou_of(per_class, [CLASSES[c] for c in PROTOCOLS["synthia13"]])}
 
 
 def protocol_classes(cfg: DataConfig) -> tuple[int, ...]:

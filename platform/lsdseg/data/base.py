@@ -46,8 +46,9 @@ class RandomCrop:
     """Random crop of (height, width) after an optional aspect-keeping resize to `resize_width`.
 
     `margin` keeps the crop that many pixels of the stored image away from the bottom/right edges
-    (Cityscapes train in the public code: 50), scaled with a resize and narrowed where the crop needs the room
-    (a crop as large as the resized image takes all of it). With `need_valid`, crops with no valid label are redrawn (GTA5 in the public code).
+    (Cityscapes train in the public code: 50), scaled with a resize and narrowed where the crop needs the
+    room (a crop as large as the resized image takes all of it). With `need_valid`, crops with no valid
+    label are redrawn (GTA5 in the public code).
     Images are resized with LANCZOS, as the public code resized GTA5's; labels with NEAREST, by pixel centres
     (the public code used LANCZOS for GTA5's labels too, mixing ids at edges).
     """
