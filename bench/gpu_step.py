@@ -21,6 +21,7 @@ import time
 from contextlib import nullcontext
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 # dense peak TFLOP/s (fp32 without tensor cores, bf16 tensor cores), from the vendors' data sheets
 PEAKS = {"H100": {"fp32": 67.0, "bf16": 989.0}, "H200": {"fp32": 67.0, "bf16": 989.0}, "A100": {"fp32": 19.5, "bf16": 312.0}}
@@ -70,8 +71,6 @@ def measure(device: torch.device, variant: str, batch: int, height: int, width: 
         losses = train_step(nets, opts, x_s, y_s, x_t, weights, autocast)
     _sync(device)
     seconds = (time.perf_counter() - start) / steps
-    from torch.utils.flop_counter import FlopCounterMode
-
     with FlopCounterMode(display=False) as counter:  # one step, after the timing: counting slows it down
         train_step(nets, opts, x_s, y_s, x_t, weights, autocast)
     result = {"variant": variant, "batch": batch, "step_ms": round(seconds * 1000, 1), "images_per_s": round(2 * batch / seconds, 2),

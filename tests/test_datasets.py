@@ -237,10 +237,12 @@ def test_the_target_labels_are_scanned_only_where_a_run_reads_them(tmp_path):
     Image.new("RGB", (96, 48)).save(tmp_path / "labels" / "00001.png")  # a colour label in the train split
     domain = {"name": "gta5", "root": str(tmp_path)}
     cfg = with_overrides({"data": {"source": {"name": "synthetic"}, "target": domain, "target_val": domain,
-                                   "cache_dir": str(tmp_path / "cache")}}).data
+                                   "cache_dir": str(tmp_path / "cache"), "synthetic_size": 4}}).data
     with pytest.raises(DataError, match="00001.png is a 'RGB' image"):
         prepare(cfg, show_progress=False, oracle=True)
     assert not (tmp_path / "cache").exists()  # found before the benchmark is generated
+    prepare(cfg, show_progress=False)  # adaptation never reads the target's training labels
+    assert (tmp_path / "cache").exists()
 
 
 def test_cityscapes_without_gtfine_is_read_unlabelled_and_a_labelled_use_says_what_to_do(tmp_path):
