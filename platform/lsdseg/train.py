@@ -176,20 +176,19 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
     source_val = val_loader(val_dataset(cfg.data.source, cfg.data, "source_val"), cfg.data)
     classes = protocol_classes(cfg.data)
 
-    created = not out.exists()
-    out.mkdir(parents=True, exist_ok=True)
-    # A resumed run adds its own files next to the first ones instead of overwriting them.
-    suffix = "" if resume is None else f"-resumed-at-{start}"
-    dump_config(cfg, out / f"config{suffix}.yaml")
-    info = {**run_info(device), "seed": t.seed, "resumed_from": str(resume) if resume else None}
-    (out / f"run{suffix}.json").write_text(json.dumps(info, indent=2))
-
     sums: dict[str, float] = defaultdict(float)
     count = 0
     status, message = "completed", f"completed {t.iterations} iterations"
     bar = tqdm(total=t.iterations, initial=start, disable=not progress, desc=t.mode, unit="it", dynamic_ncols=True)
-    try:  # the bar ends its line whatever happens, so an error prints on a line of its own
-        step = start
+    step, created = start, not out.exists()
+    # From the run folder on, a Ctrl-C says what it left; the bar ends its line whatever happens
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        # A resumed run adds its own files next to the first ones instead of overwriting them.
+        suffix = "" if resume is None else f"-resumed-at-{start}"
+        dump_config(cfg, out / f"config{suffix}.yaml")
+        info = {**run_info(device), "seed": t.seed, "resumed_from": str(resume) if resume else None}
+        (out / f"run{suffix}.json").write_text(json.dumps(info, indent=2))
         for step in range(start + 1, t.iterations + 1):
             set_f_lr(opts.f, cfg.optim, step)
             batch = next(labelled)
