@@ -86,8 +86,21 @@ def _target_scores(results, rank_: int, smoothing: int) -> dict[int, float]:
     return found
 
 
-def tune(root: Path, objectives: list[str], seed: int) -> dict:
-    from lsdseg.sweep.confirm import DEFAULTS_RANK, paired
+def _compared(runs: dict) -> dict:
+    """Each objective's confirmed winner against the defaults and the target_miou winner, on the same seeds."""
+    from lsdseg.sweep.confirm import paired
+
+    reference = runs.get("target_miou", {}).get("winner_target", {})
+    for run in runs.values():
+        versus = {"defaults": paired(run["winner_target"], run["defaults_target"]), "target_miou_winner": paired(run["winner_target"], reference)}
+        run |= {"winner_mean": statistics.fmean(run["winner_target"].values()) if run["winner_target"] else None,
+                "versus": {k: vars(v) if v else None for k, v in versus.items()}}
+    return runs
+
+
+def tune(root: Path, objectives: list[str], seed: int, keep) -> dict:
+    """`keep(runs)` after every sweep: the two hours of a full run keep each objective as it is measured."""
+    from lsdseg.sweep.confirm import DEFAULTS_RANK
 
     runs = {}
     for objective in objectives:
@@ -96,11 +109,7 @@ def tune(root: Path, objectives: list[str], seed: int) -> dict:
         runs[objective] = {"folder": str(results.folder), "wall_seconds": wall, "winner": win.candidate.label if win else None,
                            "winner_target": _target_scores(results, win.candidate.rank, k) if win else {},
                            "defaults_target": _target_scores(results, DEFAULTS_RANK, k)}
-    reference = runs.get("target_miou", {}).get("winner_target", {})
-    for run in runs.values():
-        versus = {"defaults": paired(run["winner_target"], run["defaults_target"]), "target_miou_winner": paired(run["winner_target"], reference)}
-        run |= {"winner_mean": statistics.fmean(run["winner_target"].values()) if run["winner_target"] else None,
-                "versus": {k: vars(v) if v else None for k, v in versus.items()}}
+        keep(_compared(runs))
     return runs
 
 
@@ -121,11 +130,15 @@ def main() -> None:
     root.mkdir(parents=True, exist_ok=True)
     report: dict = {"benchmark": "validators"}
     path = root / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
+
+    def keep(part: str, value: dict) -> None:  # after every part: a long run keeps what it measured
+        report[part] = value
+        path.write_text(json.dumps(report, indent=2))
+
     for part, run in (("cost", lambda: cost()), ("rank", lambda: rank(root, args.trials, args.seed)),
-                      ("tune", lambda: tune(root, args.objectives, args.seed))):
+                      ("tune", lambda: tune(root, args.objectives, args.seed, lambda runs: keep("tune", runs)))):
         if getattr(args, part):
-            report[part] = run()
-            path.write_text(json.dumps(report, indent=2))  # after every part: a long run keeps what it measured
+            keep(part, run())
     print(json.dumps(report, indent=2))
     if "cost" in report:
         c = report["cost"]
