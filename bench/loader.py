@@ -42,7 +42,9 @@ def _ids(rng: np.random.Generator, width: int, height: int, high: int) -> np.nda
     return np.asarray(Image.fromarray(small.astype(np.uint8)).resize((width, height), Image.NEAREST)).astype(np.uint16)
 
 
-def write_datasets(root: Path, count: int) -> dict[str, Path]:
+def write_datasets(root: Path, count: int, val: int = 0) -> dict[str, Path]:
+    """`count` training files per dataset; with `val`, that many labelled validation files of GTA5 (its
+    images from 24000 on) and Cityscapes (leftImg8bit/val with gtFine/val), so that a run can evaluate."""
     rng = np.random.default_rng(0)
     roots = {name: root / name for name in SIZES}
     for i in range(count):
@@ -61,6 +63,17 @@ def write_datasets(root: Path, count: int) -> dict[str, Path]:
         city = roots["cityscapes"] / "leftImg8bit" / "train" / "aachen"
         city.mkdir(parents=True, exist_ok=True)
         Image.fromarray(_picture(rng, w, h)).save(city / f"aachen_{i:06d}_000019_leftImg8bit.png")
+    for i in range(val):
+        w, h = SIZES["gta5"]
+        Image.fromarray(_picture(rng, w, h)).save(roots["gta5"] / "images" / f"{24000 + i:05d}.png")
+        Image.fromarray(_ids(rng, w, h, 34).astype(np.uint8), "L").save(roots["gta5"] / "labels" / f"{24000 + i:05d}.png")
+        w, h = SIZES["cityscapes"]
+        stem = f"frankfurt_{i:06d}_000019"
+        for sub, suffix, picture in (("leftImg8bit", "leftImg8bit", _picture(rng, w, h)),
+                                     ("gtFine", "gtFine_labelIds", _ids(rng, w, h, 34).astype(np.uint8))):
+            folder = roots["cityscapes"] / sub / "val" / "frankfurt"
+            folder.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(picture).save(folder / f"{stem}_{suffix}.png")
     return roots
 
 

@@ -89,10 +89,12 @@ class LocalCluster:
                     "RAY_USAGE_STATS_ENABLED": "0", "OMP_NUM_THREADS": "1"}
         self.nodes: list[Node] = []
 
-    def _start(self, args: list[str], cpus: int) -> Node:
+    def _start(self, args: list[str], cpus: int, gpus: int = 0) -> Node:
+        """`gpus` are logical on a machine without one: Ray schedules by them, and a trial holding one sees
+        CUDA_VISIBLE_DEVICES set but no device, so it trains on the CPU."""
         log = self.workdir / f"node{len(self.nodes)}.log"
         cmd = [str(BIN / "ray"), "start", "--block", "--node-ip-address=127.0.0.1", f"--num-cpus={cpus}",
-               "--num-gpus=0", "--disable-usage-stats", *args]
+               f"--num-gpus={gpus}", "--disable-usage-stats", *args]
         with open(log, "w") as out:
             proc = subprocess.Popen(cmd, env=self.env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
         node = Node(proc, log)
@@ -102,8 +104,8 @@ class LocalCluster:
             raise RuntimeError(f"ray start failed: {log.read_text()[-2000:]}")
         return node
 
-    def start_head(self, cpus: int = 1) -> Node:
-        return self._start(["--head", f"--port={self.port}", "--include-dashboard=false"], cpus)
+    def start_head(self, cpus: int = 1, gpus: int = 0) -> Node:
+        return self._start(["--head", f"--port={self.port}", "--include-dashboard=false"], cpus, gpus)
 
     def add_worker(self, cpus: int = 1) -> Node:
         node = self._start([f"--address={self.address}"], cpus)
