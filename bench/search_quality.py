@@ -10,6 +10,7 @@ strategy's rule, replayed on the completed trials, would have stopped the winner
 
     python bench/search_quality.py                                   # every strategy, sampler seeds 0 and 1
     python bench/search_quality.py --methods asha random --seeds 0   # a part of it
+    python bench/search_quality.py --finished sweeps/NAME ...        # sweeps already run: their winners on fresh seeds
 
 Prints a JSON document and a table; writes the JSON under bench/results/search_quality/.
 """
@@ -61,8 +62,22 @@ def sweep(method: str, seed: int, root: Path, concurrency: int) -> dict:
                              root=str(root / "sweeps"), tracking_uri=f"sqlite:///{root / 'mlflow.db'}")
     start = time.perf_counter()
     results = start_sweep(settings, load_config([PACKAGED / "sweep.yaml"]))
+    return summary(results, method, seed, round(time.perf_counter() - start, 1))
+
+
+def finished(folder: str) -> dict:
+    """A sweep that already ran (e.g. the README's main command, or bench/validators.py --tune's), as `sweep` returns it."""
+    from lsdseg.sweep.results import SweepResults
+
+    results = SweepResults(folder)
+    s = results.state["settings"]
+    method = next((m for m, pair in METHODS.items() if pair == (s["searcher"], s["scheduler"])), f"{s['searcher']}+{s['scheduler']}")
+    return summary(results, method, s["sampler_seed"], None) | {"objective": results.objective}
+
+
+def summary(results, method: str, seed: int, wall: float | None) -> dict:
     win = results.winner
-    return {"method": method, "sampler_seed": seed, "wall_seconds": round(time.perf_counter() - start, 1),
+    return {"method": method, "sampler_seed": seed, "wall_seconds": wall,
             "trial_iterations": sum(t.steps for t in results.trials), "folder": str(results.folder),
             "winner": win.candidate.label if win else None, "winner_params": win.candidate.params if win else None,
             "winner_changes": list(win.candidate.changes) if win else [],
@@ -79,29 +94,37 @@ def main() -> None:
     parser.add_argument("--fresh-seeds", type=int, nargs="+", default=[100, 101, 102], help="training seeds no sweep uses")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--out", default="bench/results/search_quality")
+    parser.add_argument("--finished", nargs="+", default=[], metavar="SWEEP",
+                        help="instead of running sweeps, take these finished sweeps' winners to the fresh seeds")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from lsdseg.sweep.confirm import paired
+    from lsdseg.sweep.errors import SweepError
     from lsdseg.sweep.settings import SweepSettings
 
     smoothing = SweepSettings.__pydantic_fields__["smoothing"].default
     root = Path(args.out).resolve()
     root.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%d-%H%M%S")
+    # finished sweeps are read before any training: a wrong folder fails at once
+    try:
+        planned = [finished(folder) for folder in args.finished] or [(m, seed) for m in args.methods for seed in args.seeds]
+    except SweepError as e:
+        parser.error(str(e))
     defaults = retrain({}, [], args.fresh_seeds, root / f"fresh-{stamp}" / "defaults", smoothing, args.concurrency)
     base = [r["score"] for r in defaults]
     runs = []
-    for method in args.methods:
-        for seed in args.seeds:
-            run = sweep(method, seed, root, args.concurrency)
-            fresh = base if run["winner_is_default"] else [r["score"] for r in retrain(
-                run["winner_params"], run["winner_changes"], args.fresh_seeds, root / f"fresh-{stamp}" / f"{method}-s{seed}", smoothing, args.concurrency)]
-            versus = paired(dict(zip(args.fresh_seeds, fresh)), dict(zip(args.fresh_seeds, base)))  # the sweep's own statistics
-            run |= {"fresh_scores": fresh, "fresh_mean": statistics.fmean(fresh), "versus_defaults": vars(versus)}
-            runs.append(run)
-            report = {"benchmark": "search_quality", "fresh_seeds": args.fresh_seeds, "smoothing": smoothing,
-                      "defaults_fresh": defaults, "defaults_fresh_mean": statistics.fmean(base), "runs": runs}
-            (root / f"{stamp}.json").write_text(json.dumps(report, indent=2))  # after every sweep: a long run keeps its part
+    for item in planned:
+        run = item if isinstance(item, dict) else sweep(*item, root, args.concurrency)
+        fresh = base if run["winner_is_default"] else [r["score"] for r in retrain(
+            run["winner_params"], run["winner_changes"], args.fresh_seeds, root / f"fresh-{stamp}" / Path(run["folder"]).name,
+            smoothing, args.concurrency)]
+        versus = paired(dict(zip(args.fresh_seeds, fresh)), dict(zip(args.fresh_seeds, base)))  # the sweep's own statistics
+        run |= {"fresh_scores": fresh, "fresh_mean": statistics.fmean(fresh), "versus_defaults": vars(versus)}
+        runs.append(run)
+        report = {"benchmark": "search_quality", "fresh_seeds": args.fresh_seeds, "smoothing": smoothing,
+                  "defaults_fresh": defaults, "defaults_fresh_mean": statistics.fmean(base), "runs": runs}
+        (root / f"{stamp}.json").write_text(json.dumps(report, indent=2))  # after every sweep: a long run keeps its part
     print(json.dumps(report, indent=2))
     print(f"\ndefault weights on fresh seeds {args.fresh_seeds}: " + " ".join(f"{v * 100:.1f}" for v in base)
           + f" (mean {statistics.fmean(base) * 100:.1f})")
@@ -110,7 +133,7 @@ def main() -> None:
         v = r["versus_defaults"]
         ci = f"{v['mean'] * 100:+.1f} [{v['low'] * 100:+.1f}, {v['high'] * 100:+.1f}]"
         print(f"{r['method']:<13} {r['sampler_seed']:>4} {str(r['winner']):<16} {r['fresh_mean'] * 100:10.1f} {ci:<24} "
-              f"{r['trial_iterations']:9d} {r['wall_seconds']:7.0f}  {r['stopping_replay'] or '-'}")
+              f"{r['trial_iterations']:9d} {'-' if r['wall_seconds'] is None else format(r['wall_seconds'], '7.0f'):>7}  {r['stopping_replay'] or '-'}")
 
 
 if __name__ == "__main__":
