@@ -75,13 +75,22 @@ def finished(folder: str) -> dict:
     return summary(results, method, s["sampler_seed"], None) | {"objective": results.objective}
 
 
+def _declared(win, prefix: str) -> dict:
+    return {f"{prefix}": win.candidate.label if win else None, f"{prefix}_params": win.candidate.params if win else None,
+            f"{prefix}_changes": list(win.candidate.changes) if win else [], f"{prefix}_is_default": bool(win) and win.candidate.rank == 0}
+
+
 def summary(results, method: str, seed: int, wall: float | None) -> dict:
+    """The winner the sweep declared (by its --select rule), and the one the other rule would have declared from
+    the same confirmation runs: the risk-aware rule is measured without another sweep."""
+    from lsdseg.sweep.confirm import winner
+
     win = results.winner
+    other = "lower" if results.state["settings"].get("select", "mean") == "mean" else "mean"
+    alternative = winner(results.confirmation, other) if results.confirmation else None
     return {"method": method, "sampler_seed": seed, "wall_seconds": wall,
             "trial_iterations": sum(t.steps for t in results.trials), "folder": str(results.folder),
-            "winner": win.candidate.label if win else None, "winner_params": win.candidate.params if win else None,
-            "winner_changes": list(win.candidate.changes) if win else [],
-            "winner_is_default": bool(win) and win.candidate.rank == 0,
+            **_declared(win, "winner"), "other_rule": other, **_declared(alternative, "other_winner"),
             "confirmed_mean": win.mean if win else None, "confirmed_scores": win.scores if win else None,
             "stopping_replay": results.state.get("stopping_replay"),
             "statuses": {s: sum(t.status == s for t in results.search) for s in {t.status for t in results.search}}}
@@ -121,6 +130,12 @@ def main() -> None:
             smoothing, args.concurrency)]
         versus = paired(dict(zip(args.fresh_seeds, fresh)), dict(zip(args.fresh_seeds, base)))  # the sweep's own statistics
         run |= {"fresh_scores": fresh, "fresh_mean": statistics.fmean(fresh), "versus_defaults": vars(versus)}
+        if run["other_winner"] != run["winner"]:
+            other = base if run["other_winner_is_default"] else [r["score"] for r in retrain(
+                run["other_winner_params"], run["other_winner_changes"], args.fresh_seeds,
+                root / f"fresh-{stamp}" / f"{Path(run['folder']).name}-{run['other_rule']}", smoothing, args.concurrency)]
+            run |= {"other_fresh_scores": other,
+                    "other_versus_defaults": vars(paired(dict(zip(args.fresh_seeds, other)), dict(zip(args.fresh_seeds, base))))}
         runs.append(run)
         report = {"benchmark": "search_quality", "fresh_seeds": args.fresh_seeds, "smoothing": smoothing,
                   "defaults_fresh": defaults, "defaults_fresh_mean": statistics.fmean(base), "runs": runs}
@@ -135,6 +150,11 @@ def main() -> None:
         print(f"{r['method']:<13} {r['sampler_seed']:>4} {str(r['winner']):<16} {r['fresh_mean'] * 100:10.1f} {ci:<24} "
               f"{r['trial_iterations']:9d} {'-' if r['wall_seconds'] is None else format(r['wall_seconds'], '7.0f'):>7}  {r['stopping_replay'] or '-'}")
 
+    for r in runs:
+        if r["other_winner"] != r["winner"]:
+            v = r["other_versus_defaults"]
+            print(f"  {r['method']} s{r['sampler_seed']}: --select {r['other_rule']} would have declared {r['other_winner']}: "
+                  f"{v['mean'] * 100:+.1f} [{v['low'] * 100:+.1f}, {v['high'] * 100:+.1f}] against the defaults on the fresh seeds")
 
 if __name__ == "__main__":
     main()
