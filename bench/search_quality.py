@@ -149,7 +149,6 @@ def main() -> None:
         ci = f"{v['mean'] * 100:+.1f} [{v['low'] * 100:+.1f}, {v['high'] * 100:+.1f}]"
         print(f"{r['method']:<13} {r['sampler_seed']:>4} {str(r['winner']):<16} {r['fresh_mean'] * 100:10.1f} {ci:<24} "
               f"{r['trial_iterations']:9d} {'-' if r['wall_seconds'] is None else format(r['wall_seconds'], '7.0f'):>7}  {r['stopping_replay'] or '-'}")
-
     for r in runs:
         if r["other_winner"] != r["winner"]:
             v = r["other_versus_defaults"]
