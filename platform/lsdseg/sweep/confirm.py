@@ -23,6 +23,7 @@ from scipy import stats
 from lsdseg.sweep.record import TrialRecord, ranked
 
 Select = Literal["mean", "lower"]
+RULES: dict[Select, str] = {"mean": "best mean", "lower": "best mean minus std"}  # as the leaderboard names them
 DEFAULTS_RANK = 0  # the default weights; the search's best configurations are ranks 1..K
 
 
@@ -154,3 +155,14 @@ def summarise(chosen: list[Candidate], trials: list[TrialRecord], seeds: list[in
 def winner(confirmed: list[Confirmed], select: Select) -> Optional[Confirmed]:
     complete = [c for c in confirmed if c.complete]
     return max(complete, key=lambda c: c.criterion(select)) if complete else None
+
+
+def other_rule(confirmed: list[Confirmed], select: Select) -> Optional[tuple[Select, Confirmed]]:
+    """The winner the other rule would declare from the same runs, where it differs. On the built-in
+    benchmark the two rules disagreed in every sweep whose mean-winner was a searched configuration, and
+    neither was reliably better on fresh seeds (README), so the leaderboard shows both."""
+    other: Select = "lower" if select == "mean" else "mean"
+    mine, theirs = winner(confirmed, select), winner(confirmed, other)
+    if mine is None or theirs is None or theirs.candidate.rank == mine.candidate.rank:
+        return None
+    return other, theirs

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from lsdseg.objectives import DIRECTION, UNITS
-from lsdseg.sweep.confirm import Confirmed, Paired
+from lsdseg.sweep.confirm import RULES, Confirmed, Paired, other_rule
 from lsdseg.sweep.results import SweepResults
 
 
@@ -40,6 +40,10 @@ def _search(results: SweepResults, top: int) -> list[str]:
     return lines
 
 
+def _spread(results: SweepResults, c: Confirmed) -> str:
+    return f"{results.text(c.mean)} ± {results.text(c.std * DIRECTION[results.objective])}"  # a spread is never negative
+
+
 def _confirmation(results: SweepResults, confirmed: list[Confirmed]) -> list[str]:
     win = results.winner
     lines = [f"confirmation: each configuration on seeds {results.seeds} (score: {UNITS[results.objective]}); paired "
@@ -62,8 +66,13 @@ def render(results: SweepResults, top: int = 10) -> str:
         lines.append("confirmation: off (--confirm-top 0): the winner is one seed's score, which the seed spread can explain")
     win, best = results.winner, results.best
     if win is not None:
-        rule = "best mean" if results.state["settings"]["select"] == "mean" else "best mean minus std"
-        lines.append(f"winner: {win.candidate.label} ({rule} over {len(win.scores)} seeds: {results.text(win.mean)})")
+        select = results.state["settings"]["select"]
+        lines.append(f"winner: {win.candidate.label} ({RULES[select]} over {len(win.scores)} seeds: {results.text(win.mean)})")
+        alternative = other_rule(results.confirmation, select)
+        if alternative is not None:
+            other, alt = alternative
+            lines.append(f"  --select {other} ({RULES[other]}) would declare {alt.candidate.label}: {_spread(results, alt)} "
+                         f"against the winner's {_spread(results, win)}")
         if win.candidate.changes:
             steps = ", ".join(str(step) for step, _ in win.candidate.changes)
             lines.append(f"  a PBT schedule: its values change at iterations {steps} (best.json); best_config.yaml holds its first values")
