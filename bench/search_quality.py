@@ -83,11 +83,10 @@ def _declared(win, prefix: str) -> dict:
 def summary(results, method: str, seed: int, wall: float | None) -> dict:
     """The winner the sweep declared (by its --select rule), and the one the other rule would have declared from
     the same confirmation runs: the risk-aware rule is measured without another sweep."""
-    from lsdseg.sweep.confirm import winner
+    from lsdseg.sweep.confirm import other_rule
 
     win = results.winner
-    other = "lower" if results.state["settings"].get("select", "mean") == "mean" else "mean"
-    alternative = winner(results.confirmation, other) if results.confirmation else None
+    other, alternative = other_rule(results.confirmation, results.state["settings"].get("select", "mean")) or (None, None)
     return {"method": method, "sampler_seed": seed, "wall_seconds": wall,
             "trial_iterations": sum(t.steps for t in results.trials), "folder": str(results.folder),
             **_declared(win, "winner"), "other_rule": other, **_declared(alternative, "other_winner"),
@@ -122,20 +121,26 @@ def main() -> None:
         parser.error(str(e))
     defaults = retrain({}, [], args.fresh_seeds, root / f"fresh-{stamp}" / "defaults", smoothing, args.concurrency)
     base = [r["score"] for r in defaults]
+
+    def on_fresh_seeds(run: dict, prefix: str, folder: str) -> list[float]:
+        """The declared configuration's scores on the fresh seeds (the defaults' are measured once)."""
+        if run[f"{prefix}_is_default"]:
+            return base
+        return [r["score"] for r in retrain(run[f"{prefix}_params"], run[f"{prefix}_changes"], args.fresh_seeds,
+                                            root / f"fresh-{stamp}" / folder, smoothing, args.concurrency)]
+
+    def versus_defaults(fresh: list[float]) -> dict:  # the sweep's own statistics
+        return vars(paired(dict(zip(args.fresh_seeds, fresh)), dict(zip(args.fresh_seeds, base))))
+
     runs = []
     for item in planned:
         run = item if isinstance(item, dict) else sweep(*item, root, args.concurrency)
-        fresh = base if run["winner_is_default"] else [r["score"] for r in retrain(
-            run["winner_params"], run["winner_changes"], args.fresh_seeds, root / f"fresh-{stamp}" / Path(run["folder"]).name,
-            smoothing, args.concurrency)]
-        versus = paired(dict(zip(args.fresh_seeds, fresh)), dict(zip(args.fresh_seeds, base)))  # the sweep's own statistics
-        run |= {"fresh_scores": fresh, "fresh_mean": statistics.fmean(fresh), "versus_defaults": vars(versus)}
-        if run["other_winner"] != run["winner"]:
-            other = base if run["other_winner_is_default"] else [r["score"] for r in retrain(
-                run["other_winner_params"], run["other_winner_changes"], args.fresh_seeds,
-                root / f"fresh-{stamp}" / f"{Path(run['folder']).name}-{run['other_rule']}", smoothing, args.concurrency)]
-            run |= {"other_fresh_scores": other,
-                    "other_versus_defaults": vars(paired(dict(zip(args.fresh_seeds, other)), dict(zip(args.fresh_seeds, base))))}
+        name = Path(run["folder"]).name
+        fresh = on_fresh_seeds(run, "winner", name)
+        run |= {"fresh_scores": fresh, "fresh_mean": statistics.fmean(fresh), "versus_defaults": versus_defaults(fresh)}
+        if run["other_rule"] is not None:
+            other = on_fresh_seeds(run, "other_winner", f"{name}-{run['other_rule']}")
+            run |= {"other_fresh_scores": other, "other_versus_defaults": versus_defaults(other)}
         runs.append(run)
         report = {"benchmark": "search_quality", "fresh_seeds": args.fresh_seeds, "smoothing": smoothing,
                   "defaults_fresh": defaults, "defaults_fresh_mean": statistics.fmean(base), "runs": runs}
@@ -150,10 +155,11 @@ def main() -> None:
         print(f"{r['method']:<13} {r['sampler_seed']:>4} {str(r['winner']):<16} {r['fresh_mean'] * 100:10.1f} {ci:<24} "
               f"{r['trial_iterations']:9d} {'-' if r['wall_seconds'] is None else format(r['wall_seconds'], '7.0f'):>7}  {r['stopping_replay'] or '-'}")
     for r in runs:
-        if r["other_winner"] != r["winner"]:
+        if r["other_rule"] is not None:
             v = r["other_versus_defaults"]
             print(f"  {r['method']} s{r['sampler_seed']}: --select {r['other_rule']} would have declared {r['other_winner']}: "
                   f"{v['mean'] * 100:+.1f} [{v['low'] * 100:+.1f}, {v['high'] * 100:+.1f}] against the defaults on the fresh seeds")
+
 
 if __name__ == "__main__":
     main()
