@@ -4,6 +4,7 @@ tuning on each one gives.
     python bench/validators.py --cost                 # one evaluation with and without the validators
     python bench/validators.py --rank --trials 12     # a random search, no early stopping: correlations, regrets
     python bench/validators.py --tune                 # one sweep per objective, each winner confirmed on fresh seeds
+    python bench/validators.py --merge A.json B.json  # the --tune parts of earlier runs, compared as one run
 
 `--tune` runs `lsdseg sweep` as shipped once per objective (target_miou and every validator) and compares,
 seed by seed, the target mIoU of each confirmed winner (the mean of its last evaluations, as the score is)
@@ -113,18 +114,35 @@ def tune(root: Path, objectives: list[str], seed: int, keep) -> dict:
     return runs
 
 
+def merged(paths: list[str]) -> dict:
+    """The --tune parts of several earlier runs as one, compared again: a later file's objective replaces an
+    earlier one's. Lets the objectives be measured in separate sittings and still be compared seed by seed."""
+    runs: dict = {}
+    for path in paths:
+        for name, run in json.loads(Path(path).read_text()).get("tune", {}).items():
+            # JSON turned the seeds into strings; the comparison pairs them by seed
+            runs[name] = run | {k: {int(s): v for s, v in run[k].items()} for k in ("winner_target", "defaults_target")}
+    return _compared(runs)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cost", action="store_true")
     parser.add_argument("--rank", action="store_true")
     parser.add_argument("--tune", action="store_true")
+    parser.add_argument("--merge", nargs="+", metavar="JSON", help="earlier --tune results to compare as one")
     parser.add_argument("--trials", type=int, default=12)
     parser.add_argument("--objectives", nargs="+", default=list(OBJECTIVES), choices=OBJECTIVES)
     parser.add_argument("--seed", type=int, default=0, help="sampler seed")
     parser.add_argument("--out", default="bench/results/validators")
     args = parser.parse_args()
-    if not (args.cost or args.rank or args.tune):
-        parser.error("pick at least one of --cost, --rank, --tune")
+    if not (args.cost or args.rank or args.tune or args.merge):
+        parser.error("pick at least one of --cost, --rank, --tune, --merge")
+    if args.merge and args.tune:
+        parser.error("--merge compares earlier runs: run --tune on its own first")
+    missing = [p for p in args.merge or [] if not Path(p).is_file()]
+    if missing:
+        parser.error(f"no such results file: {missing[0]} (give the JSON files that --tune wrote)")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     root = Path(args.out).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -135,6 +153,9 @@ def main() -> None:
         report[part] = value
         path.write_text(json.dumps(report, indent=2))
 
+    if args.merge:
+        report["merged_from"] = args.merge
+        keep("tune", merged(args.merge))
     for part, run in (("cost", lambda: cost()), ("rank", lambda: rank(root, args.trials, args.seed)),
                       ("tune", lambda: tune(root, args.objectives, args.seed, lambda runs: keep("tune", runs)))):
         if getattr(args, part):
