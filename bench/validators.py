@@ -114,12 +114,12 @@ def tune(root: Path, objectives: list[str], seed: int, keep) -> dict:
     return runs
 
 
-def merged(paths: list[str]) -> dict:
+def merged(parts: list[dict]) -> dict:
     """The --tune parts of several earlier runs as one, compared again: a later file's objective replaces an
     earlier one's. Lets the objectives be measured in separate sittings and still be compared seed by seed."""
     runs: dict = {}
-    for path in paths:
-        for name, run in json.loads(Path(path).read_text()).get("tune", {}).items():
+    for part in parts:
+        for name, run in part.items():
             # JSON turned the seeds into strings; the comparison pairs them by seed
             runs[name] = run | {k: {int(s): v for s, v in run[k].items()} for k in ("winner_target", "defaults_target")}
     return _compared(runs)
@@ -140,9 +140,12 @@ def main() -> None:
         parser.error("pick at least one of --cost, --rank, --tune, --merge")
     if args.merge and args.tune:
         parser.error("--merge compares earlier runs: run --tune on its own first")
-    missing = [p for p in args.merge or [] if not Path(p).is_file()]
-    if missing:
-        parser.error(f"no such results file: {missing[0]} (give the JSON files that --tune wrote)")
+    parts = []
+    for name in args.merge or []:  # every file is read before anything is written
+        try:
+            parts.append(json.loads(Path(name).read_text())["tune"])
+        except (OSError, ValueError, KeyError, TypeError):
+            parser.error(f"{name} is not a results file with a --tune part: give the JSON files that --tune wrote")
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     root = Path(args.out).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -155,7 +158,7 @@ def main() -> None:
 
     if args.merge:
         report["merged_from"] = args.merge
-        keep("tune", merged(args.merge))
+        keep("tune", merged(parts))
     for part, run in (("cost", lambda: cost()), ("rank", lambda: rank(root, args.trials, args.seed)),
                       ("tune", lambda: tune(root, args.objectives, args.seed, lambda runs: keep("tune", runs)))):
         if getattr(args, part):
