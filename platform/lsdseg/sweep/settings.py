@@ -24,8 +24,8 @@ class SweepSettings:
     # or pbt: Population Based Training, which stops nothing but lets the weakest copy the strongest.
     # none by default: on sampler seed 1 (bench/search_quality.py) ASHA stopped a slow starter that would have
     # been 2nd, TPE then proposed elsewhere and the sweep declared the defaults; without stopping TPE found
-    # one +6.4 [+1.4, +11.4] better on fresh seeds. On seed 0 (an earlier commit) both declared the same. Saved:
-    # at most 5 x 100 of the 4,200 trial-iterations.
+    # one +6.4 [+1.4, +11.4] better on fresh seeds. On seed 0 both tried the same 8 trials and declared the same
+    # one. Stopping saves at most 5 x 100 of the 4,200 trial-iterations.
     scheduler: Literal["asha", "hyperband", "asha_patient", "pbt", "none"] = "none"
     # Iterations every trial gets before it may be stopped. 200 of the packaged 300, not 100: ASHA replayed on
     # the full curves of a random search (bench/search_quality.py) would have stopped at 100 the 2nd, 3rd and
