@@ -44,24 +44,45 @@ def test_soft_neighbourhood_density_counts_the_neighbours_a_point_is_close_to():
     assert clustered == pytest.approx(math.log(n // C - 1), abs=1e-3)
 
 
+def images(rows: int, per_image: int = 10) -> np.ndarray:
+    return np.arange(rows) // per_image
+
+
 def test_dev_is_the_plain_source_loss_when_the_domains_cannot_be_told_apart():
     rng = np.random.default_rng(0)
     features = rng.normal(size=(400, 5))
     losses = rng.uniform(size=400)
-    dev = validators.deep_embedded_validation(features, losses, features.copy(), seed=3)
-    held = np.random.default_rng(3).permutation(400)[200:]  # the half DEV averages over
-    assert dev == pytest.approx(losses[held].mean(), abs=0.02)
+    dev = validators.deep_embedded_validation(features, losses, images(400), features.copy(), images(400), seed=3)
+    assert dev == pytest.approx(losses.mean(), abs=0.05)
 
 
 def test_dev_estimates_the_loss_where_the_target_lies():
     """Source features in two modes; the target only in the second, where the loss is high: DEV moves from
     the source's mean loss (0.5) towards the target's (0.9)."""
     rng = np.random.default_rng(0)
-    modes = rng.integers(0, 2, size=2000)
+    modes = np.repeat(rng.integers(0, 2, size=200), 10)  # one mode per image
     source = rng.normal(size=(2000, 2)) * 0.3 + np.where(modes[:, None] == 1, 2.0, -2.0)
     losses = np.where(modes == 1, 0.9, 0.1) + rng.normal(scale=0.01, size=2000)
     target = rng.normal(size=(1000, 2)) * 0.3 + 2.0
-    assert validators.deep_embedded_validation(source, losses, target) == pytest.approx(0.9, abs=0.05)
+    assert validators.deep_embedded_validation(source, losses, images(2000), target, images(1000)) == pytest.approx(0.9, abs=0.05)
+
+
+def test_dev_splits_rows_by_image():
+    """The classifier never sees an image whose rows it weights: every split keeps an image's rows together."""
+    ids = np.repeat(np.arange(30), 7)
+    chosen = validators._image_split(ids, 0.5, np.random.default_rng(0))
+    assert not set(ids[chosen]) & set(ids[~chosen])
+    assert len(set(ids[chosen])) == 15
+
+
+def test_dev_weights_are_normalised_and_clipped():
+    """A classifier almost sure that a few source pixels are target-like gives them odds of up to 1e6: no row
+    may count for more than MAX_WEIGHT average rows, and the class prior does not matter."""
+    p = np.concatenate([np.full(95, 0.3), np.linspace(0.9, 1.0, 5)])
+    w = validators.importance_weights(p)
+    assert w.max() == validators.MAX_WEIGHT and w.min() > 0
+    assert w[:95] == pytest.approx(np.full(95, w[0]))
+    assert validators.importance_weights(np.full(10, 0.2)) == pytest.approx(np.ones(10))
 
 
 def test_validation_never_reads_target_labels(tiny_cfg):

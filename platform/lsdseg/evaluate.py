@@ -75,13 +75,15 @@ def evaluate(f: FCN8s, loader, device: torch.device, autocast, classes: Sequence
 
 
 class _Rows:
-    """Sampled pixels' softmax outputs, fc7 features and (source) cross-entropy losses."""
+    """Sampled pixels' softmax outputs, fc7 features, (source) cross-entropy losses and the image each came from."""
 
     def __init__(self, seed: int):
         self.generator = torch.Generator().manual_seed(seed)
         self.probs: list[torch.Tensor] = []
         self.features: list[torch.Tensor] = []
         self.losses: list[torch.Tensor] = []
+        self.images: list[torch.Tensor] = []
+        self.seen = 0  # images added so far: the next one's id
 
     def add(self, scores: torch.Tensor, fc7: torch.Tensor, labels: Optional[Sequence[torch.Tensor]]) -> None:
         height, width = scores.shape[-2:]
@@ -91,6 +93,7 @@ class _Rows:
             else:  # the label at the scores' resolution; only pixels of a valid class
                 small = resize_ids(labels[i][None], (height, width))[0].flatten()
                 candidates = torch.nonzero((small != IGNORE) & (small < scores.shape[1])).flatten()
+            self.seen += 1
             if len(candidates) == 0:
                 continue
             chosen = candidates[torch.randperm(len(candidates), generator=self.generator)[:PIXELS_PER_IMAGE]]
@@ -99,14 +102,16 @@ class _Rows:
             self.probs.append(torch.softmax(logits, dim=1))
             cells = fc7[i][:, ys * fc7.shape[-2] // height, xs * fc7.shape[-1] // width].T
             self.features.append(cells.cpu())
+            self.images.append(torch.full((len(chosen),), self.seen - 1))
             if labels is not None:
                 self.losses.append(F.cross_entropy(logits, small[chosen].cpu(), reduction="none"))
 
-    def sample(self, rows: int) -> tuple[np.ndarray, Optional[np.ndarray]]:
-        """At most `rows` of (features, losses), drawn at random."""
+    def sample(self, rows: int) -> tuple[np.ndarray, Optional[np.ndarray], np.ndarray]:
+        """At most `rows` of (features, losses, image ids), drawn at random."""
         features = torch.cat(self.features)
         pick = torch.randperm(len(features), generator=self.generator)[:rows]
-        return features[pick].numpy(), torch.cat(self.losses)[pick].numpy() if self.losses else None
+        losses = torch.cat(self.losses)[pick].numpy() if self.losses else None
+        return features[pick].numpy(), losses, torch.cat(self.images)[pick].numpy()
 
 
 @torch.no_grad()
@@ -124,12 +129,14 @@ def validate(f: FCN8s, target_loader, source_loader, device: torch.device, autoc
         _add_confusion(source_conf, scores, batch["label"], device)
         source.add(scores, fc7, batch["label"])
     probs = torch.cat(target.probs)
-    source_features, source_losses = source.sample(DEV_ROWS)
+    snd = validators.soft_neighbourhood_density(probs[torch.randperm(len(probs), generator=target.generator)[:SND_ROWS]])
+    source_features, source_losses, source_images = source.sample(DEV_ROWS)
+    target_features, _, target_images = target.sample(DEV_ROWS)
     scores = {
         "source_miou": _result(source_conf, classes).miou,
         "entropy": validators.entropy(probs),
         "im": validators.information_maximisation(probs),
-        "snd": validators.soft_neighbourhood_density(probs[torch.randperm(len(probs), generator=target.generator)[:SND_ROWS]]),
-        "dev": validators.deep_embedded_validation(source_features, source_losses, target.sample(DEV_ROWS)[0], seed),
+        "snd": snd,
+        "dev": validators.deep_embedded_validation(source_features, source_losses, source_images, target_features, target_images, seed),
     }
     return Validation(_result(target_conf, classes) if target_labels else None, scores)

@@ -17,7 +17,12 @@ import math
 import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import balanced_accuracy_score
+from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import StandardScaler
+
+REGULARISATION = (0.01, 0.1, 1.0, 10.0)  # the domain classifier's inverse regularisation strengths, tried in order
+MAX_WEIGHT = 10.0  # no source row counts for more than ten average ones
 
 
 def _row_entropy(p: torch.Tensor) -> torch.Tensor:
@@ -52,25 +57,57 @@ def soft_neighbourhood_density(probs: torch.Tensor, temperature: float = 0.05) -
     return float(_row_entropy(torch.softmax(sim / temperature, dim=1)).mean())
 
 
-def deep_embedded_validation(source_features: np.ndarray, source_losses: np.ndarray, target_features: np.ndarray,
-                             seed: int = 0) -> float:
+def _image_split(images: np.ndarray, share: float, rng: np.random.Generator) -> np.ndarray:
+    """A mask over rows that selects about `share` of the distinct images, every row of an image together."""
+    distinct = np.unique(images)
+    chosen = rng.permutation(distinct)[: max(1, round(share * len(distinct)))]
+    return np.isin(images, chosen)
+
+
+def _domain_classifier(x: np.ndarray, y: np.ndarray, images: np.ndarray, rng: np.random.Generator) -> Pipeline:
+    """Logistic regression telling target (1) from source (0) rows, its regularisation chosen by balanced
+    accuracy on a quarter of the images held out from its fit (as the DEV paper and pytorch-adapt choose
+    their classifier's weight decay); ties go to the stronger regularisation."""
+    held = _image_split(images, 0.25, rng)
+    best, fitted = -1.0, None
+    for c in REGULARISATION:
+        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500)).fit(x[~held], y[~held])
+        accuracy = balanced_accuracy_score(y[held], model.predict(x[held]))
+        if accuracy > best:
+            best, fitted = accuracy, model
+    return fitted
+
+
+def importance_weights(p_target: np.ndarray) -> np.ndarray:
+    """Density ratios p_target(x) / p_source(x) from a domain classifier's P(target | x), normalised to mean 1
+    (which also removes the class-prior factor n_source / n_target) and clipped at MAX_WEIGHT."""
+    p = np.clip(p_target, 1e-6, 1 - 1e-6)
+    odds = p / (1 - p)
+    return np.minimum(odds / odds.mean(), MAX_WEIGHT)
+
+
+def deep_embedded_validation(source_features: np.ndarray, source_losses: np.ndarray, source_images: np.ndarray,
+                             target_features: np.ndarray, target_images: np.ndarray, seed: int = 0) -> float:
     """Deep embedded validation (You, Wang, Long, Jordan, "Towards Accurate Model Selection in Deep
     Unsupervised Domain Adaptation", ICML 2019): the source validation loss, importance-weighted by the
     density ratio w(x) = p_target(x) / p_source(x) of F's features, which a domain classifier estimates,
     with the paper's control variate. An estimate of the target loss: lower is better.
 
-    The classifier (logistic regression on standardised features) is fitted on half of the source rows and
-    all target rows; w is evaluated on the other half of the source rows, where the losses are averaged."""
+    Rows are pixels, and the pixels of one image are alike, so every split is by image: the classifier is
+    fitted on the target rows and half of the source images, and w is evaluated on the other half, whose
+    losses are averaged (rows of one image on both sides would let the classifier memorise them). The
+    classifier's regularisation is chosen on held-out images (`_domain_classifier`). The weights are
+    normalised to mean 1 and clipped at MAX_WEIGHT (as pytorch-adapt normalises them): a classifier that
+    separates the domains almost perfectly would otherwise give a few rows weights of thousands, and the
+    estimate would jump between consecutive checkpoints of one run."""
     rng = np.random.default_rng(seed)
-    order = rng.permutation(len(source_features))
-    fit, held = order[: len(order) // 2], order[len(order) // 2:]
+    fit = _image_split(source_images, 0.5, rng)
     x = np.concatenate([source_features[fit], target_features])
-    y = np.concatenate([np.zeros(len(fit)), np.ones(len(target_features))])
-    scaler = StandardScaler().fit(x)
-    classifier = LogisticRegression(max_iter=1000).fit(scaler.transform(x), y)
-    p_target = classifier.predict_proba(scaler.transform(source_features[held]))[:, 1]
-    w = (len(fit) / len(target_features)) * p_target / np.clip(1 - p_target, 1e-12, None)
-    weighted = w * source_losses[held]
+    y = np.concatenate([np.zeros(int(fit.sum())), np.ones(len(target_features))])
+    images = np.concatenate([source_images[fit], target_images + source_images.max() + 1])  # one id space
+    classifier = _domain_classifier(x, y, images, rng)
+    w = importance_weights(classifier.predict_proba(source_features[~fit])[:, 1])
+    weighted = w * source_losses[~fit]
     var = float(np.var(w, ddof=1))
     # the control variate: w has expectation 1 under the source, so eta (mean(w) - 1) cancels its noise
     eta = -float(np.cov(weighted, w, ddof=1)[0, 1]) / var if var > 1e-12 else 0.0
