@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import platform as host  # the standard library's, not this repo's source folder
+import os
 import subprocess
 from pathlib import Path
 
@@ -39,3 +40,19 @@ def run_info(device: torch.device) -> dict[str, str]:
         "python": host.python_version(),
         "device": str(device) if device.type != "cuda" else torch.cuda.get_device_name(device),
     }
+
+
+def _cpu_name() -> str:
+    """The processor's model name (Linux), else what the platform module knows."""
+    info = Path("/proc/cpuinfo")
+    names = [line.split(":", 1)[1].strip() for line in info.read_text().splitlines() if line.startswith("model name")] if info.is_file() else []
+    return names[0] if names else host.processor() or "unknown"
+
+
+def provenance(threads: int | None = None) -> dict[str, object]:
+    """What a benchmark result carries so that it can be traced: the commit and whether the tree was dirty,
+    the versions, the threads torch used, and the machine."""
+    sha = git_sha()
+    return {"commit": sha.removesuffix("+dirty"), "dirty": sha.endswith("+dirty"), "torch": torch.__version__,
+            "python": host.python_version(), "threads": threads if threads is not None else torch.get_num_threads(),
+            "machine": f"{host.machine()}, {_cpu_name()}, {os.cpu_count()} cores"}
