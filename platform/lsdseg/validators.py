@@ -64,18 +64,18 @@ def _image_split(images: np.ndarray, share: float, rng: np.random.Generator) -> 
     return np.isin(images, chosen)
 
 
-def _domain_classifier(x: np.ndarray, y: np.ndarray, images: np.ndarray, rng: np.random.Generator) -> Pipeline:
-    """Logistic regression telling target (1) from source (0) rows, its regularisation chosen by balanced
-    accuracy on a quarter of the images held out from its fit (as the DEV paper and pytorch-adapt choose
-    their classifier's weight decay); ties go to the stronger regularisation."""
+def _regularisation(x: np.ndarray, y: np.ndarray, images: np.ndarray, rng: np.random.Generator) -> float:
+    """The domain classifier's C, chosen by balanced accuracy on a quarter of the images held out from its
+    fit (as the DEV paper and pytorch-adapt choose their classifier's weight decay); ties go to the stronger
+    regularisation."""
     held = _image_split(images, 0.25, rng)
-    best, fitted = -1.0, None
-    for c in REGULARISATION:
-        model = make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500)).fit(x[~held], y[~held])
-        accuracy = balanced_accuracy_score(y[held], model.predict(x[held]))
-        if accuracy > best:
-            best, fitted = accuracy, model
-    return fitted
+    accuracy = [balanced_accuracy_score(y[held], _classifier(x[~held], y[~held], c).predict(x[held])) for c in REGULARISATION]
+    return REGULARISATION[int(np.argmax(accuracy))]
+
+
+def _classifier(x: np.ndarray, y: np.ndarray, c: float) -> Pipeline:
+    """Logistic regression on standardised features telling target (1) from source (0) rows."""
+    return make_pipeline(StandardScaler(), LogisticRegression(C=c, max_iter=500)).fit(x, y)
 
 
 def importance_weights(p_target: np.ndarray) -> np.ndarray:
@@ -93,21 +93,27 @@ def deep_embedded_validation(source_features: np.ndarray, source_losses: np.ndar
     density ratio w(x) = p_target(x) / p_source(x) of F's features, which a domain classifier estimates,
     with the paper's control variate. An estimate of the target loss: lower is better.
 
-    Rows are pixels, and the pixels of one image are alike, so every split is by image: the classifier is
-    fitted on the target rows and half of the source images, and w is evaluated on the other half, whose
-    losses are averaged (rows of one image on both sides would let the classifier memorise them). The
-    classifier's regularisation is chosen on held-out images (`_domain_classifier`). The weights are
-    normalised to mean 1 and clipped at MAX_WEIGHT (as pytorch-adapt normalises them): a classifier that
-    separates the domains almost perfectly would otherwise give a few rows weights of thousands, and the
-    estimate would jump between consecutive checkpoints of one run."""
+    Rows are pixels, and the pixels of one image are alike, so every split is by image (rows of one image on
+    both sides would let the classifier memorise them): the source images are halved, each half is weighted
+    by a classifier fitted on the target rows and the other half (cross-fitting, so that every source row
+    counts once), and the losses are averaged over both. The classifier's regularisation is chosen once, on
+    held-out images (`_regularisation`). The weights are normalised to mean 1 and clipped at MAX_WEIGHT (as
+    pytorch-adapt normalises them): a classifier that separates the domains almost perfectly would otherwise
+    give a few rows weights of thousands, and the estimate would jump between consecutive checkpoints of one
+    run (bench/dev_stability.py measures it)."""
     rng = np.random.default_rng(seed)
-    fit = _image_split(source_images, 0.5, rng)
-    x = np.concatenate([source_features[fit], target_features])
-    y = np.concatenate([np.zeros(int(fit.sum())), np.ones(len(target_features))])
-    images = np.concatenate([source_images[fit], target_images + source_images.max() + 1])  # one id space
-    classifier = _domain_classifier(x, y, images, rng)
-    w = importance_weights(classifier.predict_proba(source_features[~fit])[:, 1])
-    weighted = w * source_losses[~fit]
+    first = _image_split(source_images, 0.5, rng)
+    y = np.concatenate([np.zeros(len(source_features)), np.ones(len(target_features))])
+    images = np.concatenate([source_images, target_images + source_images.max() + 1])  # one id space
+    c = None
+    w = np.empty(len(source_features))
+    for weighted in (first, ~first):  # cross-fitting: each half weighted by a classifier fitted on the other
+        fit = np.concatenate([~weighted, np.ones(len(target_features), dtype=bool)])
+        x = np.concatenate([source_features, target_features])
+        if c is None:
+            c = _regularisation(x[fit], y[fit], images[fit], rng)
+        w[weighted] = importance_weights(_classifier(x[fit], y[fit], c).predict_proba(source_features[weighted])[:, 1])
+    weighted = w * source_losses
     var = float(np.var(w, ddof=1))
     # the control variate: w has expectation 1 under the source, so eta (mean(w) - 1) cancels its noise
     eta = -float(np.cov(weighted, w, ddof=1)[0, 1]) / var if var > 1e-12 else 0.0
