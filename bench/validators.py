@@ -1,28 +1,40 @@
-"""Label-free validators on the built-in benchmark: their cost, how well each tracks target mIoU, and what
-tuning on each one gives.
+"""Label-free validators on the built-in benchmark: what each costs, and how well each tracks target mIoU
+over the table of recorded runs (bench/runs_table.py: a pool of configurations, 8 seeds each, every
+validator at every evaluation).
 
-    python bench/validators.py --cost                 # one evaluation with and without the validators
-    python bench/validators.py --rank --trials 12     # a random search, no early stopping: correlations, regrets
-    python bench/validators.py --tune                 # one sweep per objective, each winner confirmed on fresh seeds
-    python bench/validators.py --merge A.json B.json  # the --tune parts of earlier runs, compared as one run
+    python bench/validators.py --cost     # one evaluation with and without the validators, side by side
+    python bench/validators.py --table    # correlations, regrets and stability from the recorded runs
 
-`--tune` runs `lsdseg sweep` as shipped once per objective (target_miou and every validator) and compares,
-seed by seed, the target mIoU of each confirmed winner (the mean of its last evaluations, as the score is)
-with the target_miou-tuned winner's and the default weights' on the same seeds (paired, 95 % t interval).
-Prints a JSON document and a table; writes the JSON under bench/results/validators/.
+--table reports, per validator:
+- per run: each run's smoothed validator (mean of its last 3 evaluations, turned so that higher is better)
+  against its smoothed target mIoU, Spearman's rho with a bootstrap 95 % interval over runs;
+- per configuration: the mean over its 8 seeds of each, Spearman's rho (what a sweep would rank by, if it
+  could afford 8 seeds);
+- per evaluation: every evaluation of every run (progress, checkpoints and configurations mixed);
+- regret of choosing a configuration by the validator measured on one seed, among 8 drawn at random from the
+  pool (truth: the mean target mIoU on seeds 5-7), beside the regret of a random pick and of target mIoU
+  itself on that seed; 2,000 draws;
+- regret within a run (checkpoint selection), beside the last checkpoint's;
+- stability: the median and largest ratio between consecutive evaluations of one run.
+Writes bench/results/validators.json.
 """
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import math
+import random
 import statistics
+import sys
 import time
 from contextlib import nullcontext
-from dataclasses import asdict
 from pathlib import Path
 
-OBJECTIVES = ("target_miou", "source_miou", "entropy", "im", "snd", "dev")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runs_table import SEEDS, SMOOTHING, cells, read_table  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "results" / "validators.json"
+TRUTH = (5, 6, 7)
 
 
 def cost(repeats: int = 3) -> dict:
@@ -52,134 +64,101 @@ def cost(repeats: int = 3) -> dict:
             "ratio": statistics.median(full) / statistics.median(plain)}
 
 
-def _sweep(root: Path, name: str, objective: str, **settings):
-    from lsdseg.config_io import PACKAGED, load_config
-    from lsdseg.sweep.runner import start_sweep
-    from lsdseg.sweep.settings import SweepSettings
+def _oriented(name: str, value: float) -> float:
+    from lsdseg.objectives import oriented
 
-    cfg = load_config([PACKAGED / "sweep.yaml"], [f"--train.objective={objective}"])
-    s = SweepSettings(name=f"{name}-{time.strftime('%H%M%S')}", references=False, root=str(root / "sweeps"),
-                      tracking_uri=f"sqlite:///{root / 'mlflow.db'}", **settings)
-    start = time.perf_counter()
-    results = start_sweep(s, cfg)
-    return results, round(time.perf_counter() - start, 1)
+    return oriented(name, value)
 
 
-def rank(root: Path, trials: int, seed: int) -> dict:
-    """Random search without early stopping or confirmation: every trial's full curves, every validator."""
-    from lsdseg.sweep.trust import assess_all, last_checkpoint_regret
+def _spearman(x: list[float], y: list[float]) -> float:
+    from scipy import stats
 
-    results, wall = _sweep(root, "rank", "target_miou", searcher="random", scheduler="none", num_samples=trials,
-                           confirm_top=0, sampler_seed=seed)
-    return {"folder": str(results.folder), "trials": trials, "wall_seconds": wall,
-            "validators": [asdict(t) for t in assess_all(results.trials)], "last_checkpoint_regret": last_checkpoint_regret(results.trials)}
+    return float(stats.spearmanr(x, y).statistic) if len(set(x)) > 1 and len(set(y)) > 1 else math.nan
 
 
-def _target_scores(results, rank_: int, smoothing: int) -> dict[int, float]:
-    """Seed -> mean target mIoU of the last `smoothing` evaluations, for one confirmed configuration."""
-    candidate = next(c for c in results.candidates if c.rank == rank_)
-    found = {}
-    for t in results.trials:
-        mine = (t.phase == "confirm" and t.confirm_rank == rank_) or (
-            t.phase == "search" and candidate.from_search and candidate.number is not None and t.number == candidate.number)
-        if mine and t.status == "completed" and t.history:
-            found[t.seed] = statistics.fmean(v for _, v in t.history[-smoothing:])
-    return found
+def _bootstrap(x: list[float], y: list[float], draws: int = 2000) -> tuple[float, float]:
+    rng = random.Random(0)
+    found = [_spearman([x[i] for i in pick], [y[i] for i in pick]) for pick in
+             ([rng.randrange(len(x)) for _ in x] for _ in range(draws))]
+    found = sorted(v for v in found if not math.isnan(v))
+    return found[int(0.025 * len(found))], found[int(0.975 * len(found)) - 1]
 
 
-def _compared(runs: dict) -> dict:
-    """Each objective's confirmed winner against the defaults and the target_miou winner, on the same seeds."""
-    from lsdseg.sweep.confirm import paired
+def table(draws: int = 2000, pick: int = 8) -> dict:
+    from lsdseg.objectives import VALIDATORS
 
-    reference = runs.get("target_miou", {}).get("winner_target", {})
-    for run in runs.values():
-        versus = {"defaults": paired(run["winner_target"], run["defaults_target"]), "target_miou_winner": paired(run["winner_target"], reference)}
-        run |= {"winner_mean": statistics.fmean(run["winner_target"].values()) if run["winner_target"] else None,
-                "versus": {k: vars(v) if v else None for k, v in versus.items()}}
-    return runs
+    rows = cells(read_table(), 300)
+    configs = sorted({c for c, _ in rows if all((c, s) in rows for s in SEEDS)})
+    if len(configs) < 4:
+        raise SystemExit(f"the table holds only {len(configs)} configurations on every seed: record more (python bench/runs_table.py)")
+    runs = [rows[(c, s)] for c in configs for s in SEEDS]
 
+    def smooth(row: dict, key: str) -> float:
+        evals = [e for e in row["evals"] if e["step"] <= 300][-SMOOTHING:]
+        return statistics.fmean(e["miou"] if key == "miou" else _oriented(key, e["validators"][key]) for e in evals)
 
-def tune(root: Path, objectives: list[str], seed: int, keep) -> dict:
-    """`keep(runs)` after every sweep: the two hours of a full run keep each objective as it is measured."""
-    from lsdseg.sweep.confirm import DEFAULTS_RANK
+    truth = {c: statistics.fmean(smooth(rows[(c, s)], "miou") for s in TRUTH) for c in configs}
+    rng = random.Random(0)
+    picks = [(rng.sample(configs, min(pick, len(configs))), rng.choice([s for s in SEEDS if s not in TRUTH])) for _ in range(draws)]
+    out = {"configurations": len(configs), "runs": len(runs), "draws": draws, "pick_from": pick}
 
-    runs = {}
-    for objective in objectives:
-        results, wall = _sweep(root, f"tune-{objective}", objective, sampler_seed=seed)
-        win, k = results.winner, results.state["settings"]["smoothing"]
-        runs[objective] = {"folder": str(results.folder), "wall_seconds": wall, "winner": win.candidate.label if win else None,
-                           "winner_target": _target_scores(results, win.candidate.rank, k) if win else {},
-                           "defaults_target": _target_scores(results, DEFAULTS_RANK, k)}
-        keep(_compared(runs))
-    return runs
+    def regret(key: str) -> float:
+        lost = []
+        for drawn, seed in picks:
+            chosen = max(drawn, key=lambda c: smooth(rows[(c, seed)], key))
+            lost.append(max(truth[c] for c in drawn) - truth[chosen])
+        return statistics.fmean(lost)
 
-
-def merged(parts: list[dict]) -> dict:
-    """The --tune parts of several earlier runs as one, compared again: a later file's objective replaces an
-    earlier one's. Lets the objectives be measured in separate sittings and still be compared seed by seed."""
-    runs: dict = {}
-    for part in parts:
-        for name, run in part.items():
-            # JSON turned the seeds into strings; the comparison pairs them by seed
-            runs[name] = run | {k: {int(s): v for s, v in run[k].items()} for k in ("winner_target", "defaults_target")}
-    return _compared(runs)
+    out["regret_random"] = statistics.fmean(max(truth[c] for c in d) - statistics.fmean(truth[c] for c in d) for d, _ in picks)
+    out["regret_target_miou_one_seed"] = regret("miou")
+    last = [max(e["miou"] for e in r["evals"] if e["step"] <= 300) - [e for e in r["evals"] if e["step"] <= 300][-1]["miou"] for r in runs]
+    out["regret_within_last_checkpoint"] = statistics.fmean(last)
+    out["validators"] = {}
+    for name in VALIDATORS:
+        x, y = [smooth(r, name) for r in runs], [smooth(r, "miou") for r in runs]
+        low, high = _bootstrap(x, y)
+        per_config = _spearman([statistics.fmean(smooth(rows[(c, s)], name) for s in SEEDS) for c in configs],
+                               [statistics.fmean(smooth(rows[(c, s)], "miou") for s in SEEDS) for c in configs])
+        flat = [(_oriented(name, e["validators"][name]), e["miou"]) for r in runs for e in r["evals"] if e["step"] <= 300]
+        within = [max(e["miou"] for e in ev) - max(ev, key=lambda e: _oriented(name, e["validators"][name]))["miou"]
+                  for ev in ([e for e in r["evals"] if e["step"] <= 300] for r in runs)]
+        ratios = [max(abs(a) / abs(b), abs(b) / abs(a)) for r in runs
+                  for a, b in zip([e["validators"][name] for e in r["evals"]], [e["validators"][name] for e in r["evals"]][1:]) if a and b]
+        out["validators"][name] = {"run_spearman": _spearman(x, y), "run_low": low, "run_high": high, "config_spearman": per_config,
+                                   "evaluation_spearman": _spearman(*map(list, zip(*flat))), "regret_across": regret(name),
+                                   "regret_within": statistics.fmean(within), "step_ratio_median": statistics.median(ratios),
+                                   "step_ratio_max": max(ratios)}
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cost", action="store_true")
-    parser.add_argument("--rank", action="store_true")
-    parser.add_argument("--tune", action="store_true")
-    parser.add_argument("--merge", nargs="+", metavar="JSON", help="earlier --tune results to compare as one")
-    parser.add_argument("--trials", type=int, default=12)
-    parser.add_argument("--objectives", nargs="+", default=list(OBJECTIVES), choices=OBJECTIVES)
-    parser.add_argument("--seed", type=int, default=0, help="sampler seed")
-    parser.add_argument("--out", default="bench/results/validators")
+    parser.add_argument("--table", action="store_true")
     args = parser.parse_args()
-    if not (args.cost or args.rank or args.tune or args.merge):
-        parser.error("pick at least one of --cost, --rank, --tune, --merge")
-    if args.merge and args.tune:
-        parser.error("--merge compares earlier runs: run --tune on its own first")
-    parts = []
-    for name in args.merge or []:  # every file is read before anything is written
-        try:
-            parts.append(json.loads(Path(name).read_text())["tune"])
-        except (OSError, ValueError, KeyError, TypeError):
-            parser.error(f"{name} is not a results file with a --tune part: give the JSON files that --tune wrote")
-    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
-    root = Path(args.out).resolve()
-    root.mkdir(parents=True, exist_ok=True)
-    report: dict = {"benchmark": "validators"}
-    path = root / f"{time.strftime('%Y%m%d-%H%M%S')}.json"
+    if not (args.cost or args.table):
+        parser.error("pick at least one of --cost, --table")
+    from lsdseg.runinfo import provenance
 
-    def keep(part: str, value: dict) -> None:  # after every part: a long run keeps what it measured
-        report[part] = value
-        path.write_text(json.dumps(report, indent=2))
-
-    if args.merge:
-        report["merged_from"] = args.merge
-        keep("tune", merged(parts))
-    for part, run in (("cost", lambda: cost()), ("rank", lambda: rank(root, args.trials, args.seed)),
-                      ("tune", lambda: tune(root, args.objectives, args.seed, lambda runs: keep("tune", runs)))):
-        if getattr(args, part):
-            keep(part, run())
-    print(json.dumps(report, indent=2))
-    if "cost" in report:
+    report = json.loads(OUT.read_text()) if OUT.is_file() else {"benchmark": "validators"}
+    if args.cost:
+        report["cost"] = cost() | provenance(1)
+    if args.table:
+        report["table"] = table() | provenance()
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps(report, indent=2))
+    if args.cost:
         c = report["cost"]
-        print(f"\nevaluation, untrained F: {statistics.median(c['evaluate_s']):.2f} s target mIoU alone, "
+        print(f"evaluation, untrained F: {statistics.median(c['evaluate_s']):.2f} s target mIoU alone, "
               f"{statistics.median(c['validate_s']):.2f} s with every validator (x{c['ratio']:.2f})")
-    if "rank" in report:
-        print(f"\n{'validator':<12} {'Spearman':>8} {'Kendall':>8} {'regret/run':>10} {'regret/trials':>13}  over")
-        for t in report["rank"]["validators"]:
-            print(f"{t['name']:<12} {t['spearman']:8.2f} {t['kendall']:8.2f} {t['regret_within'] * 100:10.1f} "
-                  f"{t['regret_across'] * 100:13.1f}  {t['evaluations']} evaluations, {t['runs']} runs")
-        print(f"last checkpoint, no selection: regret/run {report['rank']['last_checkpoint_regret'] * 100:.1f}")
-    if "tune" in report:
-        print(f"\n{'objective':<12} {'winner':<16} {'target mIoU':>11}  {'vs defaults [95% CI]':<24} vs target_miou winner")
-        for name, r in report["tune"].items():
-            cells = [f"{v['mean'] * 100:+.1f} [{v['low'] * 100:+.1f}, {v['high'] * 100:+.1f}]" if v else "-" for v in r["versus"].values()]
-            mean = "-" if r["winner_mean"] is None else f"{r['winner_mean'] * 100:.1f}"
-            print(f"{name:<12} {str(r['winner']):<16} {mean:>11}  {cells[0]:<24} {cells[1]}")
+    if args.table:
+        t = report["table"]
+        print(f"{t['configurations']} configurations x {len(SEEDS)} seeds; choosing 1 of {t['pick_from']} on one seed, regret in mIoU points: "
+              f"random {t['regret_random'] * 100:.1f}, target mIoU itself {t['regret_target_miou_one_seed'] * 100:.1f}")
+        print(f"{'validator':<12} {'per run [95 %]':<22} {'per config':>10} {'per eval':>8} {'regret':>7} {'within':>7} {'step x':>7}")
+        for name, v in t["validators"].items():
+            print(f"{name:<12} {v['run_spearman']:+.2f} [{v['run_low']:+.2f}, {v['run_high']:+.2f}]     {v['config_spearman']:+10.2f} "
+                  f"{v['evaluation_spearman']:+8.2f} {v['regret_across'] * 100:7.1f} {v['regret_within'] * 100:7.1f} {v['step_ratio_median']:7.2f}")
 
 
 if __name__ == "__main__":

@@ -59,10 +59,12 @@ def children_of(client, parent_id, experiment_id):
     return client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_id}'", max_results=1000)
 
 
-def check_invariants(tracking_uri, folder: Path, num_samples, iterations, eval_every, confirm_runs=None):
-    """One parent, one child per search trial (phase=search) and one per confirmation run (phase=confirm),
-    none RUNNING; params equal Optuna's; gap-free mIoU histories; Optuna's states equal the outcomes Tune
-    saw; the confirmation ran every planned (configuration, seed) once, to the end. Returns {status: [search runs]}."""
+def check_invariants(tracking_uri, folder: Path, num_samples, iterations, eval_every):
+    """One parent; one child per search trial (phase=search) and per race or verification run, none RUNNING;
+    search params equal Optuna's; gap-free histories; Optuna's states equal the outcomes Tune saw; every race
+    and verification run ran once, to its end; the verification seeds are disjoint from every seed a search
+    or race run used, and each look holds the candidate and the defaults on exactly its seeds.
+    Returns {status: [search runs]}."""
     name = folder.name
     client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name("lsdseg")
@@ -74,17 +76,25 @@ def check_invariants(tracking_uri, folder: Path, num_samples, iterations, eval_e
     assert [r.info.status for r in [parent, *everything] if r.info.status not in ("FINISHED", "FAILED")] == []
     assert len({c.data.tags["ray_trial_id"] for c in everything}) == len(everything)
     assert all("None" not in c.data.tags.values() for c in everything)
+    assert {c.data.tags["phase"] for c in everything} <= {"search", "race", "verify"}
     children = [c for c in everything if c.data.tags["phase"] == "search"]
-    confirmed = [c for c in everything if c.data.tags["phase"] == "confirm"]
+    later = [c for c in everything if c.data.tags["phase"] != "search"]
     assert len(children) == num_samples
     state = json.loads((folder / "sweep.json").read_text())
-    planned = state["confirm"]["runs"] if state["confirm"] else []
-    assert len(confirmed) == len(planned) == (len(planned) if confirm_runs is None else confirm_runs)
-    assert sorted((int(c.data.tags["confirm_rank"]), int(c.data.tags["seed"])) for c in confirmed) == sorted((p["rank"], p["seed"]) for p in planned)
-    for c in confirmed:
+    keys = [(c.data.tags.get("optuna_trial_number"), c.data.tags.get("defaults"), c.data.tags["seed"], c.data.tags["phase"]) for c in later]
+    assert len(keys) == len(set(keys))  # no (configuration, seed) run twice
+    for c in later:
         assert c.data.tags["status"] == "completed" and c.data.params["train.seed"] == c.data.tags["seed"]
         steps = [m.step for m in client.get_metric_history(c.info.run_id, "miou")]
-        assert steps == list(range(eval_every, iterations + 1, eval_every))
+        assert steps == list(range(eval_every, int(c.data.tags["iterations"]) + 1, eval_every))
+    verify = [c for c in later if c.data.tags["phase"] == "verify"]
+    selection_seeds = {int(c.data.tags["seed"]) for c in everything if c.data.tags["phase"] != "verify"}
+    for k, look in enumerate(state["looks"], start=1):
+        mine = [c for c in verify if c.data.tags["look"] == str(k)]
+        assert not selection_seeds & set(look["seeds"])  # held out: no search or race run used them
+        if mine:
+            assert sorted(int(c.data.tags["seed"]) for c in mine if c.data.tags.get("defaults") == "true") == look["seeds"]
+            assert sorted(int(c.data.tags["seed"]) for c in mine if c.data.tags.get("defaults") != "true") == look["seeds"]
 
     study = optuna.load_study(study_name=name, storage=f"sqlite:///{folder}/optuna.db")
     warm = study.user_attrs.get("warm_start_trials", 0)  # copied from earlier sweeps: no run of this one
@@ -105,3 +115,15 @@ def check_invariants(tracking_uri, folder: Path, num_samples, iterations, eval_e
             assert trial.intermediate_values
         outcomes.setdefault(status, []).append(child)
     return outcomes
+
+
+def verified_difference(tracking_uri, folder: Path, look: int = 1) -> float:
+    """The mean paired difference candidate - defaults over one look's verification runs, from MLflow alone."""
+    state = json.loads((folder / "sweep.json").read_text())
+    client = MlflowClient(tracking_uri)
+    runs = [r for r in children_of(client, state["parent_run_id"], state["experiment_id"])
+            if r.data.tags["phase"] == "verify" and r.data.tags["look"] == str(look)]
+    cand = {r.data.tags["seed"]: r.data.metrics["score"] for r in runs if r.data.tags.get("defaults") != "true"}
+    base = {r.data.tags["seed"]: r.data.metrics["score"] for r in runs if r.data.tags.get("defaults") == "true"}
+    assert set(cand) == set(base) and cand
+    return sum(cand[s] - base[s] for s in cand) / len(cand)

@@ -47,7 +47,7 @@ def two_nodes(cluster):
 
 def sweep_args(name, cluster, server, storage, cache_dir, iterations, eval_every, *extra):
     return ["sweep", "--name", name, "--address", cluster.address, "--storage", str(storage), "--tracking-uri", server.uri,
-            "--concurrency", "2", "--no-references", "--confirm-top", "0", *extra, *tiny(cache_dir, iterations, eval_every), "--train.threads=1"]
+            "--concurrency", "2", "--verify-seeds", "0", *extra, *tiny(cache_dir, iterations, eval_every), "--train.threads=1"]
 
 
 def wait_for(predicate, driver, timeout=300):
@@ -103,7 +103,7 @@ def test_node_loss_restarts_its_trials_from_checkpoints_on_the_surviving_node(tw
 
 def test_driver_loss_on_the_cluster_resumes_without_duplicates(two_nodes, server, tmp_path, cache_dir):
     args = sweep_args("driverloss", two_nodes, server, tmp_path / "shared", cache_dir, 60, 10, "--num-samples", "4",
-                      "--grace-period", "20", "--confirm-top", "1", "--confirm-seeds", "1")  # confirmed on the cluster too
+                      "--grace-period", "20", "--verify-seeds", "1", "--race-runs", "1")  # raced and verified on the cluster too
     driver = lsdseg(*args, cwd=tmp_path, wait=False, env=two_nodes.env)
     client = MlflowClient(server.uri)
     wait_for(lambda: [r for n in two_nodes.live() for r in runs_on(client, "driverloss", n.node_id)], driver)

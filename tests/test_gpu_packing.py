@@ -30,7 +30,7 @@ def test_half_a_gpu_per_trial_runs_two_trials_at_a_time_on_one_gpu(tmp_path, cac
         done = lsdseg("sweep", "--name", "packed", "--address", cluster.address, "--storage", str(tmp_path / "shared"),
                       "--tracking-uri", uri, "--num-samples", "4",
                       "--concurrency", "4", "--cpus-per-trial", "1", "--gpus-per-trial", "0.5", "--scheduler", "none",
-                      "--no-references", "--confirm-top", "0", *tiny(cache_dir, 40, 20), "--train.threads=1",
+                      "--verify-seeds", "0", *tiny(cache_dir, 40, 20), "--train.threads=1",
                       cwd=tmp_path, env=cluster.env)
     finally:
         cluster.stop()

@@ -129,7 +129,7 @@ def test_ray_up_runs_a_smoke_sweep_and_ray_down(sshd, tmp_path):
     ray("up", "-y", "--no-config-cache", str(cluster_file), cwd=ROOT)
     try:
         sweep = ray("exec", str(cluster_file), "OMP_NUM_THREADS=1 lsdseg sweep --smoke-test --name launched --address auto", cwd=ROOT)
-        assert "search: 3 trials" in sweep and "winner: " in sweep and "compare trials: open http://127.0.0.1:5000" in sweep
+        assert "search: 3 trials" in sweep and "shipped: " in sweep and "compare trials: open http://127.0.0.1:5000" in sweep
         # the head's MLflow server (reachable here: same network) holds the sweep's parent and trial runs
         query = json.dumps({"experiment_ids": ["0", "1"], "filter": "tags.sweep = 'launched'"}).encode()
         request = urllib.request.Request("http://127.0.0.1:5000/api/2.0/mlflow/runs/search", query, {"Content-Type": "application/json"})

@@ -1,5 +1,5 @@
 """The report's figures, tables and page from constructed records, an in-memory Optuna study and no MLflow:
-the confirmation shows every seed, importance is withheld below its minimum, the page needs no network."""
+the verification shows every held-out seed, importance is withheld below its minimum, the page needs no network."""
 from __future__ import annotations
 
 import math
@@ -9,19 +9,19 @@ from types import SimpleNamespace
 import optuna
 import pytest
 from matplotlib import pyplot as plt
-from matplotlib.collections import PathCollection
 from matplotlib.figure import Figure
 from optuna.distributions import FloatDistribution
 
-from lsdseg.sweep.confirm import Candidate, Confirmed, Paired
 from lsdseg.sweep.record import TrialRecord
-from lsdseg.sweep.results import SweepResults
-from lsdseg.sweep.report import build, confirmation, study_figures
+from lsdseg.sweep.results import LookResult, Selection, SweepResults
+from lsdseg.sweep.report import build, study_figures, verification
+from lsdseg.sweep.verify import decide
 
-SEEDS = (0, 1, 2)
-DEFAULTS = Confirmed(Candidate(0, 0, {}), {0: 0.30, 1: 0.28, 2: 0.31}, None)
-BETTER = Confirmed(Candidate(1, 7, {}), {0: 0.35, 1: 0.33, 2: 0.36}, Paired(0.05, 0.04, 0.06, 3))
-UNCLEAR = Confirmed(Candidate(2, 4, {}), {0: 0.36, 1: 0.22, 2: 0.33}, Paired(0.0067, -0.10, 0.12, 3))
+pytestmark = pytest.mark.unit
+
+VERIFY = [1000, 1001, 1002]
+LOOK = LookResult(1, VERIFY, 300, 0.025, {1000: 0.35, 1001: 0.34, 1002: 0.36}, {1000: 0.30, 1001: 0.28, 1002: 0.31},
+                  decide({1000: 0.35, 1001: 0.34, 1002: 0.36}, {1000: 0.30, 1001: 0.28, 1002: 0.31}, 0.025, 0.0))
 
 
 def _study(n: int) -> optuna.Study:
@@ -35,25 +35,24 @@ def _study(n: int) -> optuna.Study:
     return study
 
 
-def test_confirmation_figure_has_one_point_per_seed_per_candidate():
-    fig = confirmation.figure([DEFAULTS, BETTER, UNCLEAR], BETTER)
+def test_verification_figure_pairs_each_held_out_seed():
+    results = SimpleNamespace(looks=[LOOK], candidate=SimpleNamespace(number=7), candidate_label="trial 7", objective="target_miou")
+    fig = verification.figure(results)
     assert isinstance(fig, Figure)
     ax = fig.axes[0]
-    points = [c for c in ax.collections if isinstance(c, PathCollection)]
-    assert len(points) == len(SEEDS) and all(len(c.get_offsets()) == 3 for c in points)
-    assert [t.get_text() for t in ax.get_yticklabels()] == ["default weights", "trial 7 (winner)", "trial 4"]
-    assert {t.get_text() for t in ax.get_legend().get_texts()} >= {"seed 0", "seed 1", "seed 2", "mean ± std"}
+    assert len(ax.lines) == len(VERIFY) and all(list(line.get_xdata()) == [0, 1] for line in ax.lines)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["default weights", "trial 7"]
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {f"seed {s}" for s in VERIFY}
     plt.close(fig)
+    nothing = SimpleNamespace(looks=[LOOK], candidate=None, candidate_label="default weights", objective="target_miou")
+    assert verification.figure(nothing).startswith("Not shown: nothing was verified")
 
 
-def test_confirmation_table_says_whether_the_interval_clears_zero():
-    defaults, better, unclear = confirmation.rows([DEFAULTS, BETTER, UNCLEAR], BETTER)
-    assert better["versus"] == "+5.0 [+4.0, +6.0] (3 seeds)" and better["winner"]
-    assert better["verdict"].startswith("Reliably better") and "above 0" in better["verdict"]
-    assert unclear["versus"] == "+0.7 [\u221210.0, +12.0] (3 seeds)"
-    assert unclear["verdict"].startswith("Not distinguishable") and "includes 0" in unclear["verdict"]
-    assert (better["mean"], better["worst"], defaults["versus"]) == ("34.7", "33.0", "-")
-    assert "reliably worse" in confirmation.verdict(Confirmed(Candidate(3, 9, {}), {}, Paired(-0.05, -0.08, -0.02, 3))).lower()
+def test_verification_table_gives_the_interval_and_the_decision():
+    results = SimpleNamespace(looks=[LOOK], candidate=SimpleNamespace(number=7), objective="target_miou")
+    (row,) = verification.look_rows(results)
+    assert row["versus"] == "+5.3 [+3.9, +6.8] (3 seeds, 95 % interval)"
+    assert row["candidate"] == ["35.0", "34.0", "36.0"] and row["verdict"].startswith("Shipped: the advantage")
 
 
 def test_importance_below_the_minimum_names_both_numbers():
@@ -117,22 +116,30 @@ def _record(number: int, score: float) -> TrialRecord:
                        scores=((100, score - 0.02), (200, score)), per_class={"road": 0.8, "car": 0.4})
 
 
-@pytest.mark.parametrize("confirmed", [True, False])
-def test_the_page_is_one_file_with_plotly_inlined_once(tmp_path, monkeypatch, confirmed):
+@pytest.mark.parametrize("verified", [True, False])
+def test_the_page_is_one_file_with_plotly_inlined_once(tmp_path, monkeypatch, verified):
     search = [_record(n, 0.30 + 0.01 * (n % 5)) for n in range(12)]
     logged = []
+    selection = [Selection("default weights", 0, True, {0: 0.30, 1: 0.28}, None),
+                 Selection("trial 4", 4, False, {0: 0.34, 1: 0.33}, None)]
+    best_row = {"configuration": "trial 4" if verified else "default weights", "horizon": 300,
+                "reason": "on look 1, for trial 4 the advantage ..." if verified else "the race kept the default weights",
+                "checkpoint": {"how": "the last checkpoint", "phase": "verify", "seed": 1000, "step": 300, "test_miou": 0.33,
+                               "val_miou": 0.34, "test_split": "synthetic/target_test", "test_images": 600}}
     results = _Results(
         folder=tmp_path, name="s<1>", parent_run_id="p", study=_study(12), searched=["beta", "lr"], search=search, trials=search,
-        references={"source_only": 0.2}, seeds=list(SEEDS), best=search[4], default_weights=search[0],
-        confirmation=[DEFAULTS, BETTER, UNCLEAR] if confirmed else [], winner=BETTER if confirmed else None,
-        state={"tracking_uri": "sqlite://", "stopping_replay": "Replayed, the rule would not have stopped trial 7.",
-               "settings": {"smoothing": 3, "scheduler": "asha", "select": "mean", "confirm_top": 2}},
+        references={"source_only": 0.2}, best=search[4], default_weights=search[0], selection=selection,
+        looks=[LOOK] if verified else [], candidate=search[4] if verified else None,
+        candidate_label="trial 4" if verified else "default weights", best_row=best_row,
+        settings=SimpleNamespace(smoothing=3, scheduler="asha"),
+        state=SimpleNamespace(tracking_uri="sqlite://", stopping_replay="Replayed, the rule would not have stopped trial 4."),
         client=SimpleNamespace(log_artifact=lambda run, path, folder: logged.append(path), log_batch=lambda run, metrics: None))
     monkeypatch.setattr(build, "SweepResults", lambda sweep: results)
     page = build.write_report("s", tmp_path / "report", examples=0).read_text()
     assert page.count("Plotly.newPlot") == 1 and len(re.findall(r"<script[^>]*\bsrc=", page)) == 0
     assert page.count(study_figures.plotly_js()[:200]) == 1  # plotly.js once, in the page itself
     assert "s&lt;1&gt;" in page and "mean target mIoU of the last 3 evaluations" in page and "best seen (oracle)" in page
-    assert "would not have stopped trial 7" in page and page.count("How far to trust this") == 5 + confirmed  # examples: no checkpoint
-    assert ("Reliably better" in page) == confirmed and ("stopped before its confirmation ran" in page) != confirmed
+    assert "would not have stopped trial 4" in page and page.count("How far to trust this") == 5 + verified  # examples: no checkpoint
+    assert ("Shipped: the advantage" in page) == verified and ("Nothing was verified" in page) != verified
+    assert "on synthetic/target_test (600 images nothing selected on)" in page
     assert (tmp_path / "report" / "parallel.html").is_file() and str(tmp_path / "report" / "parallel.html") in logged

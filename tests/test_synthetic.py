@@ -54,8 +54,8 @@ def test_styles_differ():
 
 def test_ensure_benchmark_layout_and_reuse(bench, tmp_path):
     root, calls = bench
-    assert root.name == f"synthetic-v1-seed3-n{SIZE}-80x160"
-    assert calls[-1] == (4 * SIZE, 4 * SIZE) and len(calls) == 4 * SIZE
+    assert root.name == f"synthetic-v2-seed3-n{SIZE}-80x160"
+    assert calls[-1] == (len(SPLITS) * SIZE, len(SPLITS) * SIZE) and len(calls) == len(SPLITS) * SIZE
     for split in SPLITS:
         names = sorted(p.name for p in (root / split).iterdir())
         assert names == sorted(f"{i:05d}_{kind}.png" for i in range(SIZE) for kind in ("image", "label"))

@@ -1,8 +1,8 @@
 """The Ray Tune trainables: one training run each (`lsdseg.sweep.schedule.run_schedule`), and nothing more.
 
 `lsdseg_trainable` runs a search trial: sampled values (config field paths) on top of the sweep's base
-config. `confirm_trainable` runs a confirmation run: a chosen configuration, or a Population Based
-Training schedule, on another training seed. Each evaluation is reported with its checkpoint and a
+config. `run_trainable` runs a race or verification run: a configuration, or a Population Based Training
+schedule, on another training seed, for the length the point names. Each evaluation is reported with its checkpoint and a
 smoothed score; a restarted trial (or one PBT gave another trial's checkpoint) continues from
 `tune.get_checkpoint()`; GPU memory is freed when the trial ends or is stopped.
 """
@@ -47,7 +47,7 @@ def lsdseg_trainable(sampled: dict[str, Any], base: dict[str, Any], smoothing: i
     checkpoint = tune.get_checkpoint()
     # a trial restarted without a checkpoint gets a fresh run folder; one resumed continues its own
     out = trial_dir / f"run{len(list(trial_dir.glob('run*')))}" if checkpoint is None else trial_dir / "run-resumed"
-    iterations, objective = base["train"]["iterations"], base["train"]["objective"]
+    iterations, objective = sampled.get("train.iterations", base["train"]["iterations"]), base["train"]["objective"]
     last: dict[str, Any] = {"node_id": ray.get_runtime_context().get_node_id()}  # which node ran it, for MLflow
     values: list[float] = []  # the objective at every evaluation
 
@@ -71,13 +71,13 @@ def lsdseg_trainable(sampled: dict[str, Any], base: dict[str, Any], smoothing: i
             torch.cuda.empty_cache()
 
 
-def confirm_trainable(config: dict[str, Any], base: dict[str, Any], smoothing: int) -> None:
-    """A confirmation run: `config["point"]` holds the configuration's values (and any later changes of a
-    PBT schedule) and the training seed."""
+def run_trainable(config: dict[str, Any], base: dict[str, Any], smoothing: int) -> None:
+    """A race or verification run: `config["point"]` holds the configuration's values (and any later changes
+    of a PBT schedule), the training seed and the run's length (lsdseg.sweep.phases.point)."""
     point = config["point"]
-    seed = {"train.seed": point["seed"]}
-    changes = [(step, {**values, **seed}) for step, values in point.get("changes", ())]
-    lsdseg_trainable({**point["params"], **seed}, base, smoothing, changes)
+    fixed = {"train.seed": point["seed"], "train.iterations": point["iterations"]}
+    changes = [(step, {**values, **fixed}) for step, values in point["changes"]]
+    lsdseg_trainable({**point["params"], **fixed}, base, smoothing, changes)
 
 
 def pbt_trainable(config: dict[str, Any], base: dict[str, Any], smoothing: int) -> None:

@@ -86,7 +86,28 @@ def _iou_table(per_class: dict[str, float]) -> str:
     return "\n".join(f"  {name:<14} {iou * 100:5.1f}" for name, iou in per_class.items())
 
 
-@click.group()
+class OneLineGroup(click.Group):
+    """Click's usage errors (a non-numeric number, an unknown option) in one line, like every other bad input,
+    instead of the usage block click prints above them."""
+
+    def main(self, *args, **kwargs):
+        kwargs["standalone_mode"] = False
+        try:
+            code = super().main(*args, **kwargs)
+        except click.UsageError as err:
+            command = err.ctx.command_path if err.ctx else "lsdseg"
+            click.echo(f"Error: {err.format_message()} (see {command} --help)", err=True)
+            sys.exit(err.exit_code)
+        except click.ClickException as err:
+            err.show()
+            sys.exit(err.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
+@click.group(cls=OneLineGroup)
 @click.version_option(package_name="lsdseg-platform")
 def main() -> None:
     """LSD-seg: sim-to-real semantic segmentation (Sankaranarayanan et al., CVPR 2018)."""
@@ -165,9 +186,17 @@ def _choices(field: str) -> list[str]:
 @click.option("--reduction-factor", type=float, default=_default("reduction_factor"), show_default=True, help="Keep the top 1/N at each rung.")
 @click.option("--pbt-interval", type=int, default=_default("pbt_interval"), show_default=True, help="PBT: iterations between exploit/explore steps.")
 @click.option("--smoothing", type=int, default=_default("smoothing"), show_default=True, help="Score = mean target mIoU of the last N evaluations.")
-@click.option("--confirm-top", type=int, default=_default("confirm_top"), show_default=True, help="Retrain the best K configurations and the defaults on fresh seeds; 0: off.")
-@click.option("--confirm-seeds", type=int, default=_default("confirm_seeds"), show_default=True, help="Fresh training seeds per confirmed configuration.")
-@click.option("--select", type=click.Choice(_choices("select")), default=_default("select"), show_default=True, help="Winner: best mean over seeds, or best mean minus std (lower).")
+@click.option("--selection-seeds", type=int, default=_default("selection_seeds"), show_default=True,
+              help="Seeds a configuration may race on, the search's own first.")
+@click.option("--race-runs", type=int, default=_default("race_runs"), show_default=True, help="Runs the race may spend after the search.")
+@click.option("--verify-seeds", type=int, default=_default("verify_seeds"), show_default=True,
+              help="Held-out seeds on which the candidate and the default weights are each retrained; 0: ship the defaults.")
+@click.option("--verify-iterations", type=int, default=None, help="Length of the verification runs (default: the search's).")
+@click.option("--alpha", type=float, default=_default("alpha"), show_default=True,
+              help="Ship the candidate only if its one-sided lower bound at this level on the verified difference ...")
+@click.option("--margin", type=float, default=_default("margin"), show_default=True, help="... is above this many points (objective units).")
+@click.option("--min-effect", type=float, default=_default("min_effect"), show_default=True,
+              help="The difference (objective units) the power advice is about.")
 @click.option("--warm-start", multiple=True, help="A finished sweep (folder or name) whose trials seed this study; repeatable.")
 @click.option("--references/--no-references", default=_default("references"), show_default=True, help="Also run source-only on the base config.")
 @click.option("--max-failures", type=int, default=_default("max_failures"), show_default=True, help="Retries of a crashed trial, from its checkpoint.")
@@ -179,35 +208,42 @@ def _choices(field: str) -> list[str]:
 @click.option("--address", default=None, help="Ray cluster address, e.g. auto (default: a local Ray).")
 @click.option("--storage", default=None, envvar="LSDSEG_STORAGE", help="Trial checkpoints on a cluster: s3://bucket/prefix or a folder on every node.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue this interrupted sweep folder.")
+@click.option("--more-seeds", type=click.IntRange(min=1), default=None,
+              help="With --resume of a finished sweep: verify its candidate on N more held-out seeds (a new look, judged on its own).")
 @click.option("--verbose", is_flag=True, help="Show Ray's, MLflow's and Optuna's own output (else in the sweep folder's sweep.log).")
-@click.option("--smoke-test", is_flag=True, help="A tiny sweep of 3 short trials and a small confirmation.")
+@click.option("--smoke-test", is_flag=True, help="A tiny sweep of 3 short trials, a short race and a small verification.")
 @click.pass_context
 @one_line_errors
-def sweep(ctx: click.Context, config_paths: tuple[str, ...], resume_dir: str | None, smoke_test: bool, verbose: bool,
-          objective: str | None, **options) -> None:
-    """Search loss weights and learning rates of LSD-seg (Ray Tune + Optuna TPE + early stopping), confirm the
-    best on fresh seeds, track everything in MLflow."""
+def sweep(ctx: click.Context, config_paths: tuple[str, ...], resume_dir: str | None, more_seeds: int | None, smoke_test: bool,
+          verbose: bool, objective: str | None, **options) -> None:
+    """Search loss weights and learning rates of LSD-seg (Ray Tune + Optuna TPE), race the best on selection
+    seeds, verify one candidate against the default weights on held-out seeds, ship it only if it is
+    reliably better; track everything in MLflow."""
     from lsdseg.config_io import PACKAGED
     from lsdseg.sweep import leaderboard
     from lsdseg.sweep.errors import SweepInterrupted
     from lsdseg.sweep.runner import RESUMABLE, resume_sweep, start_sweep
 
     try:
+        if more_seeds is not None and resume_dir is None:
+            raise SweepError("--more-seeds adds verification seeds to a finished sweep: pass it with --resume DIR")
         if resume_dir is not None:
-            given = [n for n in ctx.params if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE and n not in ("resume_dir", "verbose")]
+            given = [n for n in ctx.params if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE
+                     and n not in ("resume_dir", "verbose", "more_seeds")]
             flags = {p.name: p.opts[0] for p in ctx.command.params}
             fixed = [flags[n] for n in given if n not in RESUMABLE] + (["config overrides"] if ctx.args else [])
             if fixed:
                 raise SweepError(f"--resume continues a sweep with its own settings; {', '.join(fixed)} cannot change: "
                                  "drop them (only --num-samples and --address may be given), or start a new sweep")
-            results = resume_sweep(Path(resume_dir), {n: options[n] for n in given if n in RESUMABLE}, verbose)
+            results = resume_sweep(Path(resume_dir), {n: options[n] for n in given if n in RESUMABLE}, more_seeds, verbose)
         else:
             cfg = load_config([PACKAGED / "sweep.yaml", *config_paths],
                               (SMOKE if smoke_test else []) + _overrides(ctx) + ([f"--train.objective={objective}"] if objective else []))
             values = {k: v for k, v in options.items() if v is not None and v != ()}
             if smoke_test:  # under the options given on the command line, as the config overrides are
                 given = {n for n in options if ctx.get_parameter_source(n) == ParameterSource.COMMANDLINE}
-                smoke = {"num_samples": 3, "grace_period": 2, "confirm_top": 1, "confirm_seeds": 1, "name": f"smoke-{time.strftime('%Y%m%d-%H%M%S')}"}
+                smoke = {"num_samples": 3, "grace_period": 2, "selection_seeds": 2, "race_runs": 2, "verify_seeds": 2,
+                         "name": f"smoke-{time.strftime('%Y%m%d-%H%M%S')}"}
                 values |= {k: v for k, v in smoke.items() if k not in given}
             _note(cfg)
             results = start_sweep(_settings(SweepSettings, values), cfg, verbose)
@@ -215,7 +251,7 @@ def sweep(ctx: click.Context, config_paths: tuple[str, ...], resume_dir: str | N
         click.echo(f"interrupted: unfinished runs are marked KILLED in MLflow; continue with:\n  lsdseg sweep --resume {stop.folder}", err=True)
         sys.exit(130)
     click.echo(leaderboard.render(results))
-    if results.state["status"] == "failed":
+    if results.state.status == "failed":
         raise SweepError(f"no search trial completed, so there is no winner: see the errors in {results.layout.log} "
                          "and in MLflow (each errored run's error.txt), fix them, and start a new sweep")
 
@@ -243,23 +279,20 @@ def _settings(cls, values: dict):
 
 @main.command("eval", context_settings=EXTRA)
 @click.option("--checkpoint", "checkpoint_path", required=True, type=click.Path(dir_okay=False), help="A checkpoint written by `lsdseg train`.")
+@click.option("--split", type=click.Choice(["val", "test"]), default="val", show_default=True,
+              help="The target's validation split (data.target_val, what selection reads) or its test split (data.target_test).")
 @click.pass_context
 @one_line_errors
-def eval_(ctx: click.Context, checkpoint_path: str) -> None:
-    """Evaluate a checkpoint on its config's target validation split (override e.g. --data.target_val.root=...)."""
+def eval_(ctx: click.Context, checkpoint_path: str, split: str) -> None:
+    """Evaluate a checkpoint on its config's target validation or test split (override e.g. --data.target_val.root=...)."""
     from lsdseg import checkpoint
-    from lsdseg.data import also_reported, protocol_classes, val_dataset, val_loader
-    from lsdseg.evaluate import evaluate
-    from lsdseg.device import autocast_for, resolve_device
+    from lsdseg.evaluate import evaluate_checkpoint
 
     state = checkpoint.load(checkpoint_path)
-    cfg, nets = checkpoint.rebuild(state, _overrides(ctx))
-    device = resolve_device(cfg.train.device)
-    f = nets.f.to(device)
-    loader = val_loader(val_dataset(cfg.data.target_val, cfg.data), cfg.data)
-    ev = evaluate(f, loader, device, autocast_for(device, cfg.train.bf16), protocol_classes(cfg.data))
-    click.echo(f"target mIoU ({len(ev.per_class_iou)} classes), {len(loader.dataset)} images, checkpoint step {state['step']}: {ev.miou * 100:.1f}")
-    click.echo(_also_lines(also_reported(cfg.data, ev.per_class_iou)) + _iou_table(ev.per_class_iou))
+    result = evaluate_checkpoint(state, f"target_{split}", _overrides(ctx))
+    ev = result.evaluation
+    click.echo(f"target mIoU ({len(ev.per_class_iou)} classes) on {result.split}, {result.images} images, checkpoint step {result.step}: {ev.miou * 100:.1f}")
+    click.echo(_also_lines(result.also) + _iou_table(ev.per_class_iou))
 
 
 @main.command(context_settings=EXTRA)

@@ -140,3 +140,28 @@ def validate(f: FCN8s, target_loader, source_loader, device: torch.device, autoc
         "dev": validators.deep_embedded_validation(source_features, source_losses, source_images, target_features, target_images, seed),
     }
     return Validation(_result(target_conf, classes) if target_labels else None, scores)
+
+
+@dataclass(frozen=True)
+class CheckpointEvaluation:
+    evaluation: Evaluation
+    split: str  # "synthetic/target_test", "cityscapes/val", ...
+    images: int
+    step: int  # the checkpoint's iteration
+    also: dict[str, float]  # lsdseg.data.ALSO_REPORTED figures, e.g. SYNTHIA's miou13
+
+
+def evaluate_checkpoint(state: dict, role: str = "target_val", overrides: Sequence[str] = ()) -> CheckpointEvaluation:
+    """A checkpoint's target mIoU on one labelled target split of its config (`target_val`, or `target_test`:
+    the images nothing selects on), with `overrides` on its config (e.g. another root on this machine)."""
+    from lsdseg.checkpoint import rebuild
+    from lsdseg.data import also_reported, protocol_classes, split_of, val_dataset, val_loader
+    from lsdseg.device import autocast_for, resolve_device
+
+    cfg, nets = rebuild(state, overrides)
+    device = resolve_device(cfg.train.device)
+    domain = cfg.data.target_test if role == "target_test" else cfg.data.target_val
+    loader = val_loader(val_dataset(domain, cfg.data, role), cfg.data)
+    ev = evaluate(nets.f.to(device), loader, device, autocast_for(device, cfg.train.bf16), protocol_classes(cfg.data))
+    return CheckpointEvaluation(ev, f"{domain.name}/{split_of(domain, role)}", len(loader.dataset), state["step"],
+                                also_reported(cfg.data, ev.per_class_iou))

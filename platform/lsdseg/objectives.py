@@ -35,3 +35,13 @@ def text(objective: Objective, score: float, signed: bool = False) -> str:
         return "-"
     value = shown(objective, score)
     return (f"{value:+.1f}" if signed else f"{value:.1f}") if objective in PERCENT else (f"{value:+.3g}" if signed else f"{value:.3g}")
+
+
+def advantage(objective: Objective, difference: float) -> str:
+    """An oriented difference (higher: better) as an advantage in the objective's units: "+2.1 points",
+    "-0.05 nats" (whatever the objective's direction, positive means better)."""
+    if math.isnan(difference):
+        return "-"
+    if objective in PERCENT:
+        return f"{difference * 100:+.1f} points"
+    return f"{difference:+.3g}{' nats' if objective in ('entropy', 'im') else ''}"

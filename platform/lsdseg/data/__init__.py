@@ -30,7 +30,7 @@ def _splits(cfg: DataConfig, oracle: bool = False) -> list[tuple[str, DomainData
     """(role, domain, read with labels) of every split a run reads. The target's training split is read
     without labels, except by the target-oracle mode (`oracle`)."""
     return [("source", cfg.source, True), ("source_val", cfg.source, True), ("target", cfg.target, oracle),
-            ("target_val", cfg.target_val, cfg.target_labels)]
+            ("target_val", cfg.target_val, cfg.target_labels), ("target_test", cfg.target_test, True)]
 
 
 def prepare(cfg: DataConfig, show_progress: bool, oracle: bool = False) -> None:
@@ -56,7 +56,7 @@ def _prepare(cfg: DataConfig, show_progress: bool, oracle: bool) -> None:
     with tqdm(desc="checking labels", total=total, unit="pair", disable=not show_progress or not total, leave=False, delay=1) as bar:
         for (name, *_), samples in with_labels.items():
             check_pairs(samples, MODULES[name].label_size, bar.update)
-    if "synthetic" not in {cfg.source.name, cfg.target.name, cfg.target_val.name}:
+    if "synthetic" not in {cfg.source.name, cfg.target.name, cfg.target_val.name, cfg.target_test.name}:
         return
     if synthetic.benchmark_dir(_cache(cfg), cfg.synthetic_seed, cfg.synthetic_size).is_dir():
         return
@@ -80,15 +80,16 @@ def dataset_root(domain: DomainData, cfg: DataConfig, role: str,
 
 
 def split_of(domain: DomainData, role: str) -> str:
-    """The configured split, else the dataset's own train split (source, target) or val split (target_val);
-    source_val, the labelled split the validators use, is always the source dataset's own val split."""
+    """The configured split, else the dataset's own train split (source, target) or val split (target_val, target_test);
+    source_val, the labelled split the validators use, is always the source dataset's own val split. The
+    built-in benchmark has a split of its own for every role."""
     if role == "source_val":
         return "source_val" if domain.name == "synthetic" else "val"
     if domain.split is not None:
         return domain.split
     if domain.name == "synthetic":
-        return "source_train" if role == "source" else "target_train" if role == "target" else "target_val"
-    return "val" if role == "target_val" else "train"
+        return {"source": "source_train", "target": "target_train"}.get(role, role)
+    return "val" if role in ("target_val", "target_test") else "train"
 
 
 def train_dataset(domain: DomainData, cfg: DataConfig, role: str, labelled: bool) -> SegmentationDataset:

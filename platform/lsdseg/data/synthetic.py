@@ -21,8 +21,8 @@ from lsdseg.data.labels import PROTOCOLS
 from lsdseg.data.synthetic_scenes import paint_source, paint_target, scene
 
 CLASSES = PROTOCOLS["synthetic8"]  # road, sidewalk, building, pole, vegetation, sky, person, car
-SPLITS = ("source_train", "source_val", "target_train", "target_val")
-VERSION = "v1"  # bump when the generator changes: the cache folder name carries it
+SPLITS = ("source_train", "source_val", "target_train", "target_val", "target_test")
+VERSION = "v2"  # bump when the generator changes: the cache folder name carries it (v2: the target_test split)
 _IDENTITY = np.arange(256, dtype=np.uint8)
 
 

@@ -1,11 +1,13 @@
-"""`lsdseg export`: the winner of a sweep, reproducible and registered.
+"""`lsdseg export`: what a sweep shipped (its verified candidate, or the default weights), reproducible
+and registered.
 
-The config comes from the winner's checkpoint, which holds the exact config the trial trained with (the
+The config comes from the shipped checkpoint, which holds the exact config the trial trained with (the
 base config, its sampled values, the threads Ray gave it). Only `train.out_dir` is cleared, so that
 `lsdseg train --config best.yaml` starts a fresh run folder instead of refusing the trial's own.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from mlflow.entities.model_registry import ModelVersion
@@ -23,7 +25,7 @@ MODEL = "segmenter"  # the registered pyfunc model's name in the parent run
 def _best_checkpoint(results: SweepResults) -> Path:
     found = results.best_checkpoint()
     if found is None:
-        raise SweepError(f"sweep {results.folder} has no best checkpoint (no trial finished an evaluation): run or resume the sweep first")
+        raise SweepError(f"sweep {results.folder} has no shipped checkpoint (it has not finished): run or resume the sweep first")
     return found
 
 
@@ -43,7 +45,7 @@ def _log_model(results: SweepResults, path: Path) -> str:
 
     from lsdseg.sweep.model import SIGNATURE, Segmenter
 
-    mlflow.set_tracking_uri(results.state["tracking_uri"])
+    mlflow.set_tracking_uri(results.state.tracking_uri)
     with mlflow.start_run(run_id=results.parent_run_id):
         info = mlflow.pyfunc.log_model(name=MODEL, python_model=Segmenter(), artifacts={"checkpoint": str(path)},
                                        signature=SIGNATURE, pip_requirements=["lsdseg-platform"])
@@ -51,23 +53,31 @@ def _log_model(results: SweepResults, path: Path) -> str:
 
 
 def register_best(results: SweepResults, name: str) -> ModelVersion:
-    """A new version of registered model `name`: a model that segments images (a pyfunc around the winner's
-    checkpoint), tagged with its mIoU and sweep. The bare checkpoint is logged too (`best_checkpoint/`)."""
+    """A new version of registered model `name`: a model that segments images (a pyfunc around the shipped
+    checkpoint), tagged with what was shipped and the figures that hold for it, each named by its seeds. The
+    bare checkpoint is logged too (`best_checkpoint/`)."""
     client, run_id = results.client, results.parent_run_id
-    best, path = results.best, _best_checkpoint(results)
+    path, row = _best_checkpoint(results), results.best_row
     try:
         if not client.list_artifacts(run_id, ARTIFACT):
             client.log_artifact(run_id, str(path), ARTIFACT)
         source = _log_model(results, path)
         if not client.search_registered_models(filter_string=f"name = '{name}'"):
-            client.create_registered_model(name, description="LSD-seg checkpoints (F+C, G, D) chosen by `lsdseg sweep`")
-        tags = {"sweep": results.name, "miou": f"{results.best_row['miou']:.4f}", "sweep_folder": str(results.folder)}
-        confirmed = results.best_row.get("confirmed")
-        if confirmed:  # what the winner scored over its seeds, not one lucky run
-            tags |= {"confirmed_mean": f"{confirmed['mean']:.4f}", "confirmed_seeds": str(len(confirmed["scores"]))}
-        if best is not None:
-            tags |= {"trial_run_id": best.run_id, "optuna_trial_number": str(best.number)}
+            client.create_registered_model(name, description="LSD-seg checkpoints (F+C, G, D) shipped by `lsdseg sweep`")
+        checkpoint = row["checkpoint"]
+        tags = {"sweep": results.name, "sweep_folder": str(results.folder), "shipped": row["shipped"], "configuration": row["configuration"],
+                "checkpoint": f"{checkpoint['how']} of the {checkpoint['phase']} run on seed {checkpoint['seed']}",
+                "horizon_iterations": str(row["horizon"])}
+        if checkpoint["test_miou"] is not None:  # the checkpoint's own figures, on images nothing selected on
+            tags |= {"test_miou": f"{checkpoint['test_miou']:.4f}", "test_split": f"{checkpoint['test_split']} (nothing selected on it)",
+                     "val_miou_own": f"{checkpoint['val_miou']:.4f}"}
+        passed = next((look for look in row["looks"] if look["ship"]), None)
+        if passed is not None:  # what held-out seeds said, not the seeds that chose it
+            e = passed["evidence"]
+            tags |= {"verified_vs_defaults": f"{e['mean']:.4f}", "verified_low": f"{e['low']:.4f}", "verified_seeds": json.dumps(passed["seeds"])}
+        if results.best is not None and results.best.number is not None:
+            tags |= {"trial_run_id": results.best.run_id, "optuna_trial_number": str(results.best.number)}
         return client.create_model_version(name, source, run_id=run_id, tags=tags,
-                                           description=f"winner of sweep {results.name}; retrain with `lsdseg export` + `lsdseg train --config`")
+                                           description=f"shipped by sweep {results.name}: {row['reason']}"[:5000])
     except MlflowException as err:
         raise SweepError(f"cannot register model {name!r}: {err.message.splitlines()[0]}") from None

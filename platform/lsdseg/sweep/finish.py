@@ -1,29 +1,40 @@
-"""The end of a sweep: declare the winner, write it down everywhere it is read, close the parent run.
+"""The end of a sweep (and of each later look): decide what to ship, write it everywhere it is read, close
+the parent run.
 
-The winner is the configuration with the best confirmed mean over seeds (or, with select="lower", mean
-minus spread); without a confirmation (--confirm-top 0) it is the best search trial by score. Its run on
-the search's own seed (else its first completed seed) supplies the checkpoint. best.json, best_config.yaml,
-best_checkpoint/ and the parent run's metrics all describe that one winner.
+The sweep ships its candidate only where a verification look cleared the decision rule
+(lsdseg.sweep.verify); otherwise it ships the default weights. best.json, best_config.yaml,
+best_checkpoint/ and the parent run describe what was shipped, with every figure labelled by the seeds it
+comes from: selection figures (optimistic: those seeds chose the candidate) apart from verification
+figures (held-out seeds), and the shipped checkpoint's own target mIoU on the test split, which nothing
+selected on.
+
+The shipped checkpoint is the last one of the shipped configuration's run on the first verification seed
+(the defaults' search trial if the defaults were never verified). Under a label-free objective it is that
+run's checkpoint the objective selects; under target mIoU no checkpoint is picked by target labels.
 """
 from __future__ import annotations
 
 import json
 import math
 import time
-from typing import Optional
+from typing import Any, Optional
 
-from mlflow.entities import Metric
+from mlflow.entities import Metric, RunTag
 from mlflow.tracking import MlflowClient
 from ray import tune
 
+from lsdseg import checkpoint as ckpt
 from lsdseg.config_io import dump_config, with_values
-from lsdseg.sweep.confirm import Confirmed
+from lsdseg.evaluate import evaluate_checkpoint
+from lsdseg.objectives import VALIDATORS
+from lsdseg.sweep import phases
 from lsdseg.sweep.layout import SweepLayout
-from lsdseg.sweep.record import TrialRecord, ranked
-from lsdseg.sweep.results import SweepResults, write_state
-from lsdseg.sweep.settings import SweepSettings
+from lsdseg.sweep.record import TrialRecord
+from lsdseg.sweep.results import LookResult, SweepResults
+from lsdseg.sweep.state import SweepState, write_state
 from lsdseg.sweep.stopping import winner_verdict
 from lsdseg.sweep.tracking import fail_unfinished
+from lsdseg.sweep.verify import Paired
 
 
 def _location(checkpoint: tune.Checkpoint) -> str:
@@ -32,80 +43,146 @@ def _location(checkpoint: tune.Checkpoint) -> str:
     return path if checkpoint.filesystem.type_name == "local" else f"{checkpoint.filesystem.type_name}://{path}"
 
 
-def _selected(result: tune.Result) -> tuple[Optional[tune.Checkpoint], dict]:
-    """A run's checkpoint that its objective selects, with the metrics of its evaluation."""
-    kept = [(c, m) for c, m in result.best_checkpoints or [] if "selection" in m]
-    return max(kept, key=lambda cm: cm[1]["selection"]) if kept else (result.checkpoint, result.metrics or {})
+def _shipped_run(results: SweepResults, candidate: bool) -> Optional[TrialRecord]:
+    """The run whose checkpoint is shipped: the shipped configuration's completed run on the first
+    verification seed, else (the defaults, never verified) their search trial."""
+    first = results.state.looks[0].seeds[0] if results.state.looks else None
+    mine = [t for t in results.trials if t.status == "completed" and (t.defaults != candidate)
+            and (not candidate or t.number == results.candidate.number)]
+    verified = [t for t in mine if t.phase == "verify" and t.seed == first]
+    return (verified or [t for t in mine if t.phase == "search"] or mine or [None])[0]
 
 
-def _run_of(win: Confirmed, trials: list[TrialRecord]) -> Optional[TrialRecord]:
-    """The winner's run whose checkpoint is shipped: its search trial, else its first completed seed."""
-    rank = win.candidate.rank
-    mine = [t for t in trials if t.status == "completed" and (
-        (t.phase == "search" and win.candidate.from_search and t.number is not None and t.number == win.candidate.number) or
-        (t.phase == "confirm" and t.confirm_rank == rank))]
-    return min(mine, key=lambda t: (t.phase != "search", t.seed), default=None)
+def _checkpoint(results: SweepResults, tree: dict, run: TrialRecord, grids: dict) -> tuple[Optional[tune.Checkpoint], str]:
+    """The run's checkpoint to ship, and how it was chosen."""
+    phase = "search" if run.phase == "search" else "select" if (run.look or 1) == 1 else f"look-{run.look}"
+    grid = grids.get(phase) or phases.results_of(results.layout, results.settings, tree, phase)
+    result = next((r for r in grid or [] if (r.metrics or {}).get("trial_id") == run.ray_trial_id), None)
+    if result is None:
+        return None, ""
+    objective = results.objective
+    if objective in VALIDATORS:  # label-free: the run's own selection reads no target label
+        kept = [(c, m) for c, m in result.best_checkpoints or [] if "selection" in m]
+        if kept:
+            chosen, metrics = max(kept, key=lambda cm: cm[1]["selection"])
+            return chosen, f"the checkpoint {objective} selects"
+    return result.checkpoint, "the last checkpoint"
 
 
-def _replay(results: SweepResults, s: SweepSettings, tree: dict, winner_number: Optional[int]) -> Optional[str]:
-    """Would the early-stopping rule have stopped the eventual winner? Replayed on the full score curves
-    of the completed search trials (after Ax's best-trial-vulnerability check)."""
-    curves = {t.number: list(t.scores) for t in results.search if t.status == "completed" and t.scores}
-    if s.scheduler == "none" or winner_number not in curves:
-        return None
-    return winner_verdict(s.scheduler, curves, winner_number, max_t=tree["train"]["iterations"],
-                          grace_period=s.grace_period, reduction_factor=s.reduction_factor)
+def _paired(p: Optional[Paired]) -> Optional[dict[str, float]]:
+    return None if p is None else {"mean": p.mean, "low": p.low, "high": p.high, "n": p.n, "sd": p.sd, "alpha": p.alpha}
 
 
-def _metrics(win: Optional[Confirmed], best: TrialRecord, references: dict[str, float]) -> dict[str, float]:
-    metrics = {f"reference_{k}_miou": v for k, v in references.items()} | {"best_score": best.score, "best_miou": best.miou}
-    if win is not None:
-        metrics |= {"confirmed_mean": win.mean, "confirmed_worst": win.worst, "confirmed_seeds": len(win.scores)}
-        if not math.isnan(win.std):
-            metrics["confirmed_std"] = win.std
-        if win.versus_defaults is not None:
-            v = win.versus_defaults
-            metrics |= {"vs_defaults": v.mean, "vs_defaults_low": v.low, "vs_defaults_high": v.high}
+def _look(look: LookResult) -> dict[str, Any]:
+    d = look.decision
+    return {"look": look.look, "seeds": look.seeds, "iterations": look.iterations, "alpha": look.alpha,
+            "candidate": look.candidate, "defaults": look.defaults, "evidence": _paired(d.evidence) if d else None,
+            "ship": bool(d and d.ship_candidate), "reason": d.reason if d else "incomplete"}
+
+
+def _reason(results: SweepResults) -> str:
+    """Why the shipped configuration was shipped, in one sentence."""
+    if results.candidate is None:
+        return ("the race kept the default weights: no configuration was ahead of them on the selection seeds"
+                if results.state.looks else "no verification was run (--verify-seeds 0): the default weights are shipped")
+    decided = [look for look in results.looks if look.decision is not None]
+    passed = next((look for look in decided if look.decision.ship_candidate), None)
+    if passed is not None:
+        return f"on look {passed.look} (seeds {passed.seeds}), for {results.candidate_label} {passed.decision.reason}"
+    if not decided:
+        return f"{results.candidate_label} was not verified: its verification runs did not all complete"
+    last = decided[-1]
+    return (f"no configuration was reliably better than the defaults: on look {last.look} (seeds {last.seeds}), "
+            f"for {results.candidate_label} {last.decision.reason}")
+
+
+def _metrics(results: SweepResults, shipped_val: float, test: Optional[float]) -> dict[str, float]:
+    metrics = {f"reference_{k}_miou": v for k, v in results.references.items()}
+    metrics["shipped_candidate"] = float(results.shipped_candidate)
+    for look in results.looks:
+        suffix = "" if look.look == 1 else f"_look{look.look}"
+        if look.decision and look.decision.evidence:
+            e = look.decision.evidence
+            metrics |= {f"verified_vs_defaults{suffix}": e.mean, f"verified_vs_defaults_low{suffix}": e.low,
+                        f"verified_vs_defaults_high{suffix}": e.high, f"verified_seeds{suffix}": e.n,
+                        f"verify_iterations{suffix}": look.iterations}
+            if look.candidate:
+                metrics[f"verified_candidate_mean{suffix}"] = sum(look.candidate.values()) / len(look.candidate)
+    chosen = next((r for r in results.selection if not r.defaults and r.number == (results.candidate.number if results.candidate else None)), None)
+    if chosen is not None and chosen.versus_defaults is not None:  # the seeds that chose it: an optimistic figure
+        metrics |= {"selection_vs_defaults_optimistic": chosen.versus_defaults.mean, "selection_seeds": chosen.versus_defaults.n}
+    if not math.isnan(shipped_val):
+        metrics["shipped_val_miou"] = shipped_val
+    if test is not None:
+        metrics["shipped_test_miou"] = test
     return metrics
 
 
-def finish(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict, client: MlflowClient,
-           grids: list[tune.ResultGrid]) -> SweepResults:
+def _replay(results: SweepResults, tree: dict, number: Optional[int]) -> Optional[str]:
+    """Would the early-stopping rule have stopped the candidate's search trial? Replayed on the full score
+    curves of the completed search trials (after Ax's best-trial-vulnerability check)."""
+    s = results.settings
+    curves = {t.number: list(t.scores) for t in results.search if t.status == "completed" and t.scores}
+    if s.scheduler in ("none", "pbt") or number not in curves:
+        return None
+    return winner_verdict(s.scheduler, curves, number, max_t=tree["train"]["iterations"],
+                          grace_period=s.grace_period, reduction_factor=s.reduction_factor)
+
+
+def finish(layout: SweepLayout, state: SweepState, tree: dict, client: MlflowClient, grids: dict) -> SweepResults:
     write_state(layout, state)
-    fail_unfinished(client, state["experiment_id"], state["parent_run_id"])
+    fail_unfinished(client, state.experiment_id, state.parent_run_id)
     results = SweepResults(layout)
-    # under PBT the defaults' search trial may have taken another trial's weights: no reference then
-    defaults = next((t for t in results.search if t.params == state["defaults"] and s.scheduler != "pbt"), None)
-    state["defaults_number"] = defaults.number if defaults else None
-    if defaults is not None and defaults.status == "completed":
-        state["references"]["default_weights"] = defaults.score
-    win = results.winner
-    best = _run_of(win, results.trials) if win else next(iter(r for r in ranked(results.search) if r.status == "completed"), None)
-    parent = state["parent_run_id"]
-    if best is not None:
-        # each run's checkpoint that its objective selects (Tune keeps it beside the latest)
-        checkpoints = {r.metrics.get("trial_id"): _selected(r) for grid in grids for r in grid if r.metrics}
-        checkpoint, evaluation = checkpoints.get(best.ray_trial_id, (None, {}))
-        confirmed = None if win is None else {
-            "rank": win.candidate.rank, "changes": win.candidate.changes, "label": win.candidate.label, "scores": win.scores, "mean": win.mean, "std": win.std,
-            "worst": win.worst, "versus_defaults": None if win.versus_defaults is None else vars(win.versus_defaults)}
-        row = {"ray_trial_id": best.ray_trial_id, "run_id": best.run_id, "number": best.number, "seed": best.seed,
-               "phase": best.phase, "params": best.params, "score": best.score, "miou": best.miou,
-               "checkpoint": _location(checkpoint) if checkpoint else None, "objective": tree["train"]["objective"],
-               "checkpoint_step": evaluation.get("step"), "checkpoint_miou": evaluation.get("miou"), "confirmed": confirmed}
-        layout.best.write_text(json.dumps(row, indent=2))
-        dump_config(with_values(tree, best.params), layout.best_config)  # retrain: lsdseg train --config it
-        client.log_artifact(parent, str(layout.best))
-        client.log_artifact(parent, str(layout.best_config))
-        if checkpoint is not None:  # a local copy, wherever the trial ran and whatever the storage
-            checkpoint.to_directory(str(layout.best_checkpoint_dir))
-            client.log_artifacts(parent, str(layout.best_checkpoint_dir), "best_checkpoint")
-        metrics, now = _metrics(win, best, state["references"]), int(time.time() * 1000)
-        client.log_batch(parent, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if not math.isnan(v)])
-        state["stopping_replay"] = _replay(results, s, tree, win.candidate.number if win else best.number)
-    # a sweep in which no search trial completed has no winner: it failed, and says so
+    parent = state.parent_run_id
     failed = not any(t.status == "completed" for t in results.search)
-    state |= {"status": "failed" if failed else "finished", "phase": "done"}
+    if not failed:
+        state = _ship(results, state, tree, client, grids)
+    state = state.replace(status="failed" if failed else "finished", phase="done")
     write_state(layout, state)
     client.set_terminated(parent, "FAILED" if failed else "FINISHED")
     return SweepResults(layout)
+
+
+def _ship(results: SweepResults, state: SweepState, tree: dict, client: MlflowClient, grids: dict) -> SweepState:
+    layout, parent, candidate = results.layout, state.parent_run_id, results.shipped_candidate
+    run = _shipped_run(results, candidate)
+    params = dict(results.candidate.params) if candidate else dict(state.defaults)
+    changes = list(results.candidate.changes) if candidate else []  # a PBT schedule's later values
+    row: dict[str, Any] = {
+        "schema": 2, "shipped": "candidate" if candidate else "defaults", "objective": state.objective,
+        "configuration": results.candidate_label if candidate else "default weights", "params": params, "changes": changes,
+        "reason": _reason(results),
+        "candidate": None if results.candidate is None else {"label": results.candidate_label, "number": results.candidate.number,
+                                                             "params": results.candidate.params},
+        "selection": [{"label": r.label, "scores": r.scores, "versus_defaults_optimistic": _paired(r.versus_defaults)} for r in results.selection],
+        "looks": [_look(look) for look in results.looks],
+        "horizon": state.looks[0].iterations if state.looks else tree["train"]["iterations"],
+        "checkpoint": None,
+    }
+    power = results.power()
+    if power is not None:
+        row["power"] = {"min_effect": state.settings.min_effect, "seeds": power[0], "alpha": power[1], "sd": power[2]}
+    shipped_val, test = math.nan, None
+    if run is not None:
+        chosen, how = _checkpoint(results, tree, run, grids)
+        if chosen is not None:
+            chosen.to_directory(str(layout.best_checkpoint_dir))  # a local copy, wherever the run trained
+            saved = ckpt.load(layout.best_checkpoint)
+            step = saved["step"]
+            shipped_val = next((h["miou"] for h in saved["history"] if h["step"] == step), math.nan)
+            measured = evaluate_checkpoint(saved, "target_test") if tree["data"]["target_labels"] else None
+            test = measured.evaluation.miou if measured else None
+            row["checkpoint"] = {"path": _location(chosen), "run_id": run.run_id, "ray_trial_id": run.ray_trial_id, "phase": run.phase,
+                                 "seed": run.seed, "step": step, "how": how, "val_miou": shipped_val, "test_miou": test,
+                                 "test_split": measured.split if measured else None, "test_images": measured.images if measured else 0}
+            client.log_artifacts(parent, str(layout.best_checkpoint_dir), "best_checkpoint")
+    layout.best.write_text(json.dumps(row, indent=2))
+    dump_config(with_values(tree, params), layout.best_config)  # retrain: lsdseg train --config it
+    client.log_artifact(parent, str(layout.best))
+    client.log_artifact(parent, str(layout.best_config))
+    now = int(time.time() * 1000)
+    tags = [RunTag("shipped", row["shipped"]), RunTag("shipped_configuration", row["configuration"]), RunTag("decision", row["reason"][:5000]),
+            RunTag("verify_seeds", json.dumps([look.seeds for look in results.looks])), RunTag("candidate", results.candidate_label)]
+    client.log_batch(parent, metrics=[Metric(k, float(v), now, 0) for k, v in _metrics(results, shipped_val, test).items() if math.isfinite(v)],
+                     tags=tags)
+    return state.replace(stopping_replay=_replay(results, tree, results.candidate.number if results.candidate else state.defaults_number))

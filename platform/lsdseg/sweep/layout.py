@@ -1,15 +1,16 @@
 """The one place that knows a sweep folder's layout: every file name under `<root>/<name>/`.
 
-    sweep.json               settings, MLflow ids, phase, references, the confirmation plan (SweepState)
+    sweep.json               settings, MLflow ids, phase, references, the verification looks (SweepState)
     config.yaml              the base config every trial starts from
     space.py                 a copy of a user's --space file (a resume reloads this copy)
     optuna.db                the Optuna study (RDB; optuna-dashboard reads it too)
     trials/                  Ray Tune's search experiment (on a cluster: <storage>/<name>)
-    confirm/                 Ray Tune's confirmation experiment (on a cluster: <storage>/<name>-confirm)
+    select/                  Ray Tune's race and verification experiment (on a cluster: <storage>/<name>-select)
+    look-<k>/                Ray Tune's experiment of verification look k >= 2 (--more-seeds)
     reference-source_only/   the source-only reference run
-    best.json                the declared winner (a TrialRecord plus its confirmation)
-    best_config.yaml         the winner's config: `lsdseg train --config best_config.yaml`
-    best_checkpoint/         a local copy of the winner's checkpoint, wherever it was trained
+    best.json                what was shipped (the verified candidate or the default weights), and why
+    best_config.yaml         the shipped config: `lsdseg train --config best_config.yaml`
+    best_checkpoint/         a local copy of the shipped checkpoint, wherever it was trained
     sweep.log                Ray's, MLflow's and Optuna's own output (the terminal shows the product's)
     report/                  `lsdseg report`'s page and figures
 """
@@ -49,9 +50,9 @@ class SweepLayout:
         return f"sqlite:///{self.optuna_db}"
 
     def experiment(self, phase: str, storage: Optional[str], name: str) -> tuple[str, str]:
-        """(storage_path, name) of a phase's Tune experiment: in this folder on one machine, else under the
-        shared storage every node reaches."""
-        folder = {"search": "trials", "confirm": "confirm"}[phase]
+        """(storage_path, name) of a phase's Tune experiment (search, select, look-<k>): in this folder on one
+        machine, else under the shared storage every node reaches."""
+        folder = "trials" if phase == "search" else phase
         if storage is None:
             return str(self.folder), folder
         return storage, name if phase == "search" else f"{name}-{phase}"

@@ -1,12 +1,16 @@
-"""The sweep's closing summary: the search's top trials, the confirmation on fresh seeds, the winner,
-whether early stopping endangered it, and where everything is."""
+"""The sweep's closing summary: the search's top trials, the race on the selection seeds, each
+verification look on held-out seeds, the decision and what was shipped, and where everything is. Every
+figure says which seeds it comes from and at which training length it holds."""
 from __future__ import annotations
 
 import math
 
-from lsdseg.objectives import DIRECTION, UNITS
-from lsdseg.sweep.confirm import RULES, Confirmed, Paired, other_rule
-from lsdseg.sweep.results import SweepResults
+from lsdseg.objectives import UNITS, advantage
+from lsdseg.sweep.results import LookResult, SweepResults, margin_score
+from lsdseg.sweep.verify import Paired
+
+HORIZON = ("a ranking at a short training length need not hold at a longer one (short-horizon bias): "
+           "docs/sweeps.md measures it on the built-in benchmark")
 
 
 def _short(name: str) -> str:
@@ -17,80 +21,107 @@ def _pc(value: float) -> str:
     return "-" if math.isnan(value) else f"{value * 100:.1f}"
 
 
-def _interval(results: SweepResults, p: Paired | None) -> str:
-    """The paired difference in the objective's units; the verdict reads the oriented one (higher: better)."""
+def interval(results: SweepResults, p: Paired | None) -> str:
+    """'+2.1 [-1.0, +5.2] (3 seeds)' in the objective's units; the lower end is the decision rule's bound."""
     if p is None:
         return "-"
-    verdict = "better" if p.low > 0 else "worse" if p.high < 0 else "not distinguishable"
     low, high = sorted((results.text(p.low, signed=True), results.text(p.high, signed=True)), key=float)
-    return f"{results.text(p.mean, signed=True)} [{low}, {high}] ({verdict})"
+    return f"{results.text(p.mean, signed=True)} [{low}, {high}] ({p.n} seeds, {(1 - 2 * p.alpha) * 100:g} % interval)"
 
 
 def _search(results: SweepResults, top: int) -> list[str]:
     rows = results.ranked()[:top]
     keys = results.searched
-    k = results.state["settings"]["smoothing"]
+    k = results.settings.smoothing
+    seed = results.search[0].seed if results.search else "-"
     head = f"{'trial':>5} {'status':<11} {'iters':>5} {'score':>6} {'mIoU':>5} {'oracle':>6}  " + " ".join(f"{_short(p):>10}" for p in keys)
-    lines = [f"search: {len(results.search)} trials, top {len(rows)} by score (mean of the last {k} evaluations of "
+    lines = [f"search: {len(results.search)} trials on seed {seed}, top {len(rows)} by score (mean of the last {k} evaluations of "
              f"{results.objective}: {UNITS[results.objective]}); mIoU: target mIoU (%) at the last evaluation; "
              "oracle: the best evaluation seen, not a result", head]
     for r in rows:
         values = " ".join(f"{r.params[p]:>10.3g}" if isinstance(r.params.get(p), float) else f"{str(r.params.get(p, '-')):>10}" for p in keys)
-        lines.append(f"{r.number!s:>5} {r.status:<11} {r.steps:>5} {results.text(r.score):>6} {_pc(r.miou):>5} {_pc(r.best_miou):>6}  {values}")
+        name = f"{r.number}{'d' if r.defaults else ''}"
+        lines.append(f"{name:>5} {r.status:<11} {r.steps:>5} {results.text(r.score):>6} {_pc(r.miou):>5} {_pc(r.best_miou):>6}  {values}")
+    lines.append("  (d: the default weights)")
     return lines
 
 
-def _spread(results: SweepResults, c: Confirmed) -> str:
-    return f"{results.text(c.mean)} ± {results.text(c.std * DIRECTION[results.objective])}"  # a spread is never negative
+def _race(results: SweepResults) -> list[str]:
+    rows = results.selection
+    if not rows:
+        return []
+    seeds = sorted({s for r in rows for s in r.scores})
+    lines = [f"race on the selection seeds {seeds} ({UNITS[results.objective]}); a configuration earned a seed only while ahead of "
+             "the incumbent; differences to the defaults here are OPTIMISTIC: these seeds chose the candidate",
+             f"  {'configuration':<16} " + " ".join(f"{'seed ' + str(s):>8}" for s in seeds) + "  vs defaults on these seeds"]
+    for r in rows:
+        cells = " ".join(f"{results.text(r.scores[s]) if s in r.scores else '':>8}" for s in seeds)
+        lines.append(f"  {r.label:<16} {cells}  {interval(results, r.versus_defaults) if not r.defaults else ''}")
+    lines.append(f"candidate: {results.candidate_label}" + ("" if results.candidate else " (nothing to verify)"))
+    return lines
 
 
-def _confirmation(results: SweepResults, confirmed: list[Confirmed]) -> list[str]:
-    win = results.winner
-    lines = [f"confirmation: each configuration on seeds {results.seeds} (score: {UNITS[results.objective]}); paired "
-             "difference to the default weights on the same seeds with its 95 % interval",
-             f"  {'configuration':<16} {'mean':>6} {'std':>6} {'worst':>6}  {'seeds':<22} vs default weights"]
-    for c in sorted(confirmed, key=lambda c: c.criterion("mean"), reverse=True):
-        mark = "*" if win is not None and c.candidate.rank == win.candidate.rank else " "
-        seeds = " ".join(results.text(v) for _, v in sorted(c.scores.items()))
-        spread = "-" if math.isnan(c.std) else results.text(c.std * DIRECTION[results.objective])  # a spread is never negative
-        lines.append(f"{mark} {c.candidate.label:<16} {results.text(c.mean):>6} {spread:>6} {results.text(c.worst):>6}  "
-                     f"{seeds:<22} {_interval(results, c.versus_defaults)}")
+def _look(results: SweepResults, look: LookResult) -> list[str]:
+    head = (f"verification, look {look.look}: {results.candidate_label} and the default weights, each trained again on the held-out "
+            f"seeds {look.seeds} for {look.iterations} iterations, judged on their own at level {look.alpha:g}")
+    lines = [head]
+    for name, scores in ((results.candidate_label, look.candidate), ("default weights", look.defaults)):
+        cells = " ".join(f"{results.text(scores[s]) if s in scores else '-':>7}" for s in look.seeds)
+        lines.append(f"  {name:<16} {cells}")
+    d = look.decision
+    if d is None:
+        lines.append("  (incomplete: resume the sweep to finish it)")
+    else:
+        lines.append(f"  paired difference to the defaults: {interval(results, d.evidence)}; {d.reason}")
+    return lines
+
+
+def _decision(results: SweepResults) -> list[str]:
+    row = results.best_row or {}
+    lines = []
+    if row.get("shipped") == "candidate":
+        lines.append(f"shipped: {row['configuration']}, reliably better than the default weights: {row['reason']}")
+    elif row:
+        lines.append(f"shipped: the default weights; {row['reason']}")
+        power = results.power()
+        if results.candidate is not None and power is not None:
+            n, alpha, sd = power
+            effect = advantage(results.objective, margin_score(results.objective, results.settings.min_effect)).lstrip("+")
+            lines.append(f"  to detect a difference of {effect} (--min-effect) with 80 % power at one-sided level {alpha:g} (the next look's), "
+                         f"given the spread of the verified differences ({advantage(results.objective, sd).lstrip('+')}), takes about {n} "
+                         f"paired seeds: lsdseg sweep --resume {results.folder} --more-seeds {n}")
+    checkpoint = row.get("checkpoint")
+    if checkpoint:
+        where = f"{checkpoint['how']} of the {checkpoint['phase']} run on seed {checkpoint['seed']} (iteration {checkpoint['step']})"
+        if checkpoint["test_miou"] is None:
+            lines.append(f"shipped checkpoint: {where}; no target labels are used, so no target mIoU is reported")
+        else:
+            lines.append(f"shipped checkpoint: {where}; target mIoU {_pc(checkpoint['test_miou'])} on {checkpoint['test_split']} "
+                         f"({checkpoint['test_images']} images nothing selected on), {_pc(checkpoint['val_miou'])} on the validation "
+                         "split at that checkpoint")
+    if row:
+        lines.append(f"horizon: these figures hold at {row['horizon']} iterations; {HORIZON}")
     return lines
 
 
 def render(results: SweepResults, top: int = 10) -> str:
-    lines = _search(results, top)
-    if results.confirmation:
-        lines += _confirmation(results, results.confirmation)
-    else:
-        lines.append("confirmation: off (--confirm-top 0): the winner is one seed's score, which the seed spread can explain")
-    win, best = results.winner, results.best
-    if win is not None:
-        select = results.state["settings"]["select"]
-        lines.append(f"winner: {win.candidate.label} ({RULES[select]} over {len(win.scores)} seeds: {results.text(win.mean)})")
-        alternative = other_rule(results.confirmation, select)
-        if alternative is not None:
-            other, alt = alternative
-            lines.append(f"  --select {other} ({RULES[other]}) would declare {alt.candidate.label}: {_spread(results, alt)} "
-                         f"against the winner's {_spread(results, win)}")
-        if win.candidate.changes:
-            steps = ", ".join(str(step) for step, _ in win.candidate.changes)
-            lines.append(f"  a PBT schedule: its values change at iterations {steps} (best.json); best_config.yaml holds its first values")
-    elif best is not None:
-        lines.append(f"winner: {best.label} (score {results.text(best.score)}, one seed)")
-    if results.state.get("stopping_replay"):
-        lines.append(f"early stopping: {results.state['stopping_replay']}")
+    lines = _search(results, top) + _race(results)
+    for look in results.looks if results.candidate is not None else ():
+        lines += _look(results, look)
+    if not results.looks:
+        lines.append("verification: off (--verify-seeds 0): nothing was verified, and the default weights are shipped")
+    lines += _decision(results)
+    if results.state.stopping_replay:
+        lines.append(f"early stopping: {results.state.stopping_replay}")
     refs = results.references
     if refs:
-        kinds = {"source_only": "final mIoU", "default_weights": f"score, trial {results.state.get('defaults_number')}"}
-        shown = {k: results.text(v) if k == "default_weights" else _pc(v) for k, v in refs.items()}  # a score, or a final mIoU
-        lines.append("references: " + ", ".join(f"{k.replace('_', ' ')} {shown[k]} ({kinds.get(k, '')})" for k in refs)
+        lines.append("references: " + ", ".join(f"{k.replace('_', ' ')} {_pc(v)} (final mIoU)" for k, v in refs.items())
                      + " on the search's training seed")
     checkpoint = results.best_checkpoint()
     if checkpoint is not None:
         lines.append(f"best checkpoint: {checkpoint}   (config: {results.layout.best_config})")
     lines.append(f"sweep folder: {results.folder}   (log of Ray, MLflow, Optuna: {results.layout.log})")
-    uri = results.state["tracking_uri"]
+    uri = results.state.tracking_uri
     if uri.startswith("http"):  # a tracking server, e.g. the cluster head's, reached by tunnel
         lines.append(f"compare trials: open {uri} in a browser")
     else:

@@ -1,5 +1,6 @@
 """`lsdseg sweeps`: the sweeps under a root, from their folders alone (sweep.json, best.json and the
-Optuna study file; no MLflow server, no Ray)."""
+Optuna study file; no MLflow server, no Ray). A folder made before verification existed is listed with
+its figure labelled selection-only: it was estimated on the seeds that chose its winner."""
 from __future__ import annotations
 
 import json
@@ -8,8 +9,9 @@ from pathlib import Path
 import optuna
 
 from lsdseg.objectives import text
+from lsdseg.sweep.errors import SweepError
 from lsdseg.sweep.layout import SweepLayout, sweeps_under
-from lsdseg.sweep.results import read_state
+from lsdseg.sweep.state import legacy_summary, read_state
 
 
 def _finished_trials(layout: SweepLayout, name: str) -> int:
@@ -21,23 +23,41 @@ def _finished_trials(layout: SweepLayout, name: str) -> int:
     return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False)) - warm
 
 
+def _shipped(objective: str, best: dict | None) -> str:
+    if best is None:
+        return "-"
+    if best.get("shipped") != "candidate":
+        return "default weights"
+    passed = next(look for look in best["looks"] if look["ship"])
+    return f"{best['configuration']} {text(objective, passed['evidence']['mean'], signed=True)} (verified, {passed['evidence']['n']} seeds)"
+
+
+def _legacy(layout: SweepLayout, raw: dict) -> str:
+    s, best = raw["settings"], json.loads(layout.best.read_text()) if layout.best.is_file() else None
+    confirmed = (best or {}).get("confirmed") or {}
+    figure = "-" if best is None else text(raw.get("objective", "target_miou"), confirmed.get("mean", best.get("score")))
+    trials = f"{_finished_trials(layout, s['name'])}/{s['num_samples']}"
+    return (f"{s['name']:<28} {raw.get('status', '?'):<11} {'old':<10} {trials:>7}  "
+            f"{figure} (selection-only: made before verification)  {raw.get('started', '-')}")
+
+
 def _row(layout: SweepLayout) -> str:
-    state = read_state(layout)
-    s = state["settings"]
-    done = _finished_trials(layout, s["name"])
+    raw = legacy_summary(layout)
+    if raw is not None and "settings" in raw:
+        return _legacy(layout, raw)
+    try:
+        state = read_state(layout)
+    except SweepError as err:
+        return f"{layout.folder.name:<28} unreadable: {err}"
+    s = state.settings
     best = json.loads(layout.best.read_text()) if layout.best.is_file() else None
-    confirmed = (best or {}).get("confirmed")
-    objective = state.get("objective", "target_miou")
-    figure = "-" if best is None else (f"{text(objective, confirmed['mean'])} ({len(confirmed['scores'])} seeds)" if confirmed
-                                       else f"{text(objective, best['score'])} (1 seed)")
-    figure += "" if objective == "target_miou" or best is None else f" {objective}"
-    trials = f"{done}/{s['num_samples']}"
-    return f"{s['name']:<28} {state.get('status', '?'):<11} {state.get('phase', '?'):<8} {trials:>7}  {figure:<16} {state.get('started', '-')}"
+    trials = f"{_finished_trials(layout, s.name)}/{s.num_samples}"
+    return f"{s.name:<28} {state.status:<11} {state.phase:<10} {trials:>7}  {_shipped(state.objective, best):<40} {state.started}"
 
 
 def render_sweeps(root: Path) -> str:
     layouts = sweeps_under(root)
     if not layouts:
         return f"no sweeps under {root}/ (start one with `lsdseg sweep`)"
-    head = f"{'name':<28} {'status':<11} {'phase':<8} {'trials':>7}  {'best (confirmed)':<16} started"
+    head = f"{'name':<28} {'status':<11} {'phase':<10} {'trials':>7}  {'shipped':<40} started"
     return "\n".join([head, *(_row(layout) for layout in layouts)])

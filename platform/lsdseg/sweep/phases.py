@@ -1,8 +1,13 @@
-"""The two phases of a sweep, each a Ray Tune experiment: the search (Optuna TPE proposes, early stopping
-prunes) and the confirmation (a grid of chosen configurations x fresh training seeds, run to the end).
+"""The phases of a sweep, each a Ray Tune experiment:
 
-Both report the smoothed score; both are logged by the driver's MLflow callback under the sweep's parent
-run, tagged with their phase. A phase that Tune saved is restored, never restarted.
+1. search: Optuna proposes configurations, each trained once on the search seed (early stopping may prune);
+2. select: `lsdseg.sweep.race` proposes one (configuration, seed) run per trial: the race on selection seeds,
+   then the candidate's and the default weights' runs on the verification seeds;
+3. look k (after `lsdseg sweep --resume DIR --more-seeds N`): the candidate and the defaults on N more seeds.
+
+Every trial reports the smoothed score and is logged by the driver's MLflow callback under the sweep's
+parent run, tagged with its phase (search, race or verify) and seed. A phase that Tune saved is restored,
+never restarted.
 """
 from __future__ import annotations
 
@@ -10,6 +15,7 @@ import dataclasses
 import functools
 import os
 from pathlib import Path
+from typing import Any, Optional
 
 import optuna
 import ray
@@ -18,25 +24,38 @@ from ray import tune
 
 from lsdseg.config_io import field_paths, with_values
 from lsdseg.sweep import population
-from lsdseg.sweep.confirm import candidates, runs_needed, seeds_for
 from lsdseg.sweep.layout import SweepLayout
 from lsdseg.sweep.progress import SweepProgress
-from lsdseg.sweep.results import SweepResults, read_state
+from lsdseg.sweep.race import DEFAULTS, Race, Run
+from lsdseg.sweep.results import SweepResults
 from lsdseg.sweep.schedule import read_lineage
-from lsdseg.sweep.searcher import BudgetedSearch, HonestOptunaSearch
+from lsdseg.sweep.searcher import BudgetedSearch, HonestOptunaSearch, RaceSearcher
 from lsdseg.sweep.settings import SweepSettings
 from lsdseg.sweep.spaces import continuous, load_space
+from lsdseg.sweep.state import Look, SweepState, read_state
 from lsdseg.sweep.stopping import make_scheduler
 from lsdseg.sweep.tracking import MLflowTrials
-from trainables.lsdseg_trainable import confirm_trainable, lsdseg_trainable, pbt_trainable
+from trainables.lsdseg_trainable import lsdseg_trainable, pbt_trainable, run_trainable
 
 # Fixed settings logged with every trial, so MLflow's compare view shows what the trials shared.
 KEY_FIXED = ("train.mode", "train.iterations", "train.eval_every", "train.seed", "model.backbone",
              "data.source.name", "data.target.name", "data.batch_size", "data.crop_height", "data.crop_width")
+VERIFY_OFFSET = 1000  # verification seeds are train.seed + 1000 + i: no search or race run uses them
 
 
 class Interrupted(Exception):
     """Tune stopped on Ctrl-C before every trial of the phase had ended."""
+
+
+def selection_seeds(base_seed: int, s: SweepSettings) -> list[int]:
+    """The search seed first, then the race's."""
+    return [base_seed + i for i in range(s.selection_seeds)]
+
+
+def next_verify_seeds(base_seed: int, looks: list[Look], count: int) -> list[int]:
+    """`count` verification seeds that no earlier look used."""
+    used = sum(len(look.seeds) for look in looks)
+    return [base_seed + VERIFY_OFFSET + used + i for i in range(count)]
 
 
 def _code_dirs() -> list[str]:
@@ -76,19 +95,19 @@ def _run_config(layout: SweepLayout, s: SweepSettings, phase: str, callbacks: li
     # PBT hands a trial's latest checkpoint to another trial, which restores it a moment later: keep a few
     # more, or the donor may have pruned it by then
     keep = 6 if phase == "search" and s.scheduler == "pbt" else 2
-    # kept: the latest (to resume from) and the best by the run's objective (the one a winner ships)
+    # kept: the latest (to resume from, and the one a run ships) and the best by the run's objective
     checkpoints = tune.CheckpointConfig(num_to_keep=keep, checkpoint_score_attribute="selection", checkpoint_score_order="max")
     return tune.RunConfig(storage_path=storage_path, name=name, callbacks=callbacks, verbose=0,
                           failure_config=tune.FailureConfig(max_failures=s.max_failures), checkpoint_config=checkpoints)
 
 
-def _callbacks(state: dict, phase: str, searcher, tree: dict, trials: int, varying: tuple[str, ...] = ()) -> list:
+def _callbacks(state: SweepState, phase: str, searcher, tree: dict, trials: int, varying: tuple[str, ...] = ()) -> list:
     values = field_paths(with_values(tree, {}))
     # every searched field too, at the base value a trial keeps when it does not sample it (a conditional
     # one): every run then has the same params, which MLflow's compare plots need (they drop a run missing one)
-    logged = {k: values[k] for k in (*KEY_FIXED, *state["searched"])}
-    mlflow = MLflowTrials(state["tracking_uri"], state["experiment_id"], state["parent_run_id"], phase, searcher,
-                          logged, tree["train"]["seed"], varying, state.get("data", {}))
+    logged = {k: values[k] for k in (*KEY_FIXED, *state.searched)}
+    mlflow = MLflowTrials(state.tracking_uri, state.experiment_id, state.parent_run_id, phase, searcher,
+                          logged, tree["train"]["seed"], tree["train"]["iterations"], varying, state.data)
     return [mlflow, SweepProgress(phase, trials, tree["train"]["iterations"], mlflow.run_name)]
 
 
@@ -101,7 +120,7 @@ def _check(grid: tune.ResultGrid, planned: int | None) -> tune.ResultGrid:
 
 def _budget(folder: str) -> int:
     """The search's trial budget, as sweep.json holds it (a resume may raise it)."""
-    return read_state(SweepLayout(Path(folder)))["settings"]["num_samples"]
+    return read_state(SweepLayout(Path(folder))).settings.num_samples
 
 
 def _searcher(s: SweepSettings, layout: SweepLayout, first: list[dict]) -> HonestOptunaSearch:
@@ -120,7 +139,7 @@ def _search_fn(s: SweepSettings):
     return pbt_trainable if s.scheduler == "pbt" else lsdseg_trainable
 
 
-def search(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict) -> tune.ResultGrid:
+def search(layout: SweepLayout, state: SweepState, s: SweepSettings, tree: dict) -> tune.ResultGrid:
     trainable = _trainable(_search_fn(s), tree, s)
     if can_restore(layout, s, "search"):
         tuner = tune.Tuner.restore(_path(layout, s, "search"), trainable=trainable, resume_unfinished=True, resume_errored=True)
@@ -132,11 +151,11 @@ def search(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict) -> tu
         if s.scheduler == "pbt":  # Tune's PBT takes no searcher: a population drawn up front, one trial each
             searcher = None
             members = population.draw(load_space(s.space), s.space, layout.optuna_storage, s.name, s.sampler_seed,
-                                      s.num_samples, [p for p in state["first_points"] if p])
+                                      s.num_samples, [p for p in state.first_points if p])
             space, samples = {population.MEMBER: tune.grid_search(members)}, 1
             tune_config = dict(max_concurrent_trials=s.max_concurrent)
         else:
-            searcher = _searcher(s, layout, state["first_points"])
+            searcher = _searcher(s, layout, state.first_points)
             space, samples = None, s.num_samples
             tune_config = dict(search_alg=BudgetedSearch(searcher, s.max_concurrent, functools.partial(_budget, str(layout.folder))))
         callbacks = _callbacks(state, "search", searcher, tree, s.num_samples, tuple(mutations))
@@ -156,54 +175,102 @@ def search(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict) -> tu
     return grid
 
 
-def search_results(layout: SweepLayout, s: SweepSettings, tree: dict) -> tune.ResultGrid:
-    """The finished search's results (checkpoints), without running anything."""
-    return tune.Tuner.restore(_path(layout, s, "search"), trainable=_trainable(_search_fn(s), tree, s)).get_results()
-
-
-def plan_confirmation(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict) -> dict | None:
-    """Which configurations to confirm, on which seeds, and which runs that takes (sweep.json keeps it)."""
-    if s.confirm_top == 0:
+def results_of(layout: SweepLayout, s: SweepSettings, tree: dict, phase: str) -> Optional[tune.ResultGrid]:
+    """A finished phase's results (its checkpoints), without running anything; None if it never started."""
+    if not can_restore(layout, s, phase):
         return None
-    search_trials = SweepResults(layout).search
-    seeds = seeds_for(tree["train"]["seed"], s.confirm_seeds)
-    schedules = _schedules(layout, s, tree, search_trials) if s.scheduler == "pbt" else None
-    chosen = candidates(search_trials, state["defaults"] or None, s.confirm_top, schedules)
-    runs = runs_needed(chosen, search_trials, seeds)
-    return {"seeds": seeds, "candidates": [dataclasses.asdict(c) for c in chosen], "runs": [dataclasses.asdict(r) for r in runs]}
+    fn = _search_fn(s) if phase == "search" else run_trainable
+    return tune.Tuner.restore(_path(layout, s, phase), trainable=_trainable(fn, tree, s)).get_results()
+
+
+@dataclasses.dataclass(frozen=True)
+class Plan:
+    """What a race or verification run trains: its configuration's values (and a PBT schedule's later
+    changes), by configuration key, and the lengths of race and verification runs."""
+
+    params: dict[int, dict[str, Any]]
+    changes: dict[int, list]
+    defaults: int
+    race_iterations: int
+    verify_iterations: int
+    look: int = 1
+
+
+def point(run: Run, plan: Plan) -> dict[str, Any]:
+    """A run's Tune config (`trainables.lsdseg_trainable.run_trainable` reads it; the MLflow callback tags it)."""
+    verify = run.stage == "verify"
+    return {"number": None if run.config == DEFAULTS else run.config, "defaults": run.config == plan.defaults,
+            "seed": run.seed, "phase": run.stage, "look": plan.look if verify else None,
+            "params": plan.params[run.config], "changes": plan.changes.get(run.config, []),
+            "iterations": plan.verify_iterations if verify else plan.race_iterations}
+
+
+def _plan(layout: SweepLayout, state: SweepState, s: SweepSettings, tree: dict, look: int = 1) -> tuple[Plan, dict[int, float]]:
+    """The configurations a race may run, and their search scores."""
+    results = SweepResults(layout)
+    defaults = state.defaults_number if state.defaults_number is not None else DEFAULTS
+    search = {t.number: t.score if t.status == "completed" else float("nan") for t in results.search if t.number is not None}
+    params = {number: dict(values) for number, values in results.params_of.items()} | {defaults: dict(state.defaults)}
+    changes = _schedules(layout, s, tree, results.search) if s.scheduler == "pbt" else {}
+    iterations = tree["train"]["iterations"]
+    return Plan(params, changes, defaults, iterations, s.verify_iterations or iterations, look), search
+
+
+def select(layout: SweepLayout, state: SweepState, s: SweepSettings, tree: dict) -> tune.ResultGrid:
+    """The race on selection seeds, then the verification of its candidate (state.looks[0])."""
+    trainable = _trainable(run_trainable, tree, s)
+    if can_restore(layout, s, "select"):
+        tuner = tune.Tuner.restore(_path(layout, s, "select"), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        drop_orphans(state, "select")
+        plan, search = _plan(layout, state, s, tree)
+        race = Race(search, plan.defaults, selection_seeds(tree["train"]["seed"], s), state.looks[0].seeds if state.looks else [],
+                    s.race_runs, comparable=s.scheduler != "pbt")
+        most = s.race_runs + s.selection_seeds + 2 * s.verify_seeds  # trials Tune may create; the race ends sooner
+        searcher = RaceSearcher(race, functools.partial(point, plan=plan))
+        tuner = tune.Tuner(
+            trainable,
+            tune_config=tune.TuneConfig(search_alg=searcher, num_samples=most, max_concurrent_trials=s.max_concurrent, reuse_actors=True),
+            run_config=_run_config(layout, s, "select", _callbacks(state, "select", None, tree, s.race_runs + 2 * s.verify_seeds)),
+        )
+    return _check(tuner.fit(), None)
+
+
+def more_seeds(layout: SweepLayout, state: SweepState, s: SweepSettings, tree: dict, candidate: int, look: int) -> tune.ResultGrid:
+    """Look `look`: the candidate and the defaults on that look's seeds, judged on their own."""
+    phase = f"look-{look}"
+    trainable = _trainable(run_trainable, tree, s)
+    if can_restore(layout, s, phase):
+        tuner = tune.Tuner.restore(_path(layout, s, phase), trainable=trainable, resume_unfinished=True, resume_errored=True)
+    else:
+        drop_orphans(state, phase)
+        plan, _ = _plan(layout, state, s, tree, look)
+        runs = [Run(config, seed, "verify") for seed in state.looks[look - 1].seeds for config in (candidate, plan.defaults)]
+        tuner = tune.Tuner(
+            trainable, param_space={"point": tune.grid_search([point(r, plan) for r in runs])},
+            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=s.max_concurrent, reuse_actors=True),
+            run_config=_run_config(layout, s, phase, _callbacks(state, phase, None, tree, len(runs))),
+        )
+    return _check(tuner.fit(), None)
 
 
 def _schedules(layout: SweepLayout, s: SweepSettings, tree: dict, trials: list) -> dict[int, list]:
-    """Each completed PBT trial's schedule, from the lineage beside its last checkpoint."""
+    """Each completed PBT trial's later changes of values, from the lineage beside its last checkpoint."""
     numbers = {t.ray_trial_id: t.number for t in trials if t.status == "completed"}
     found = {}
-    for result in search_results(layout, s, tree):
+    for result in results_of(layout, s, tree, "search") or []:
         number = numbers.get((result.metrics or {}).get("trial_id"))
         if number is not None and result.checkpoint is not None:
             with result.checkpoint.as_directory() as folder:
-                found[number] = read_lineage(folder)
+                lineage = read_lineage(folder) or []
+                found[number] = [list(change) for change in lineage[1:]]
     return found
 
 
-def confirm(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict) -> tune.ResultGrid:
-    trainable = _trainable(confirm_trainable, tree, s)
-    runs = state["confirm"]["runs"]
-    if can_restore(layout, s, "confirm"):
-        tuner = tune.Tuner.restore(_path(layout, s, "confirm"), trainable=trainable, resume_unfinished=True, resume_errored=True)
-    else:
-        _drop_orphans(state)
-        tuner = tune.Tuner(
-            trainable, param_space={"point": tune.grid_search(runs)},
-            tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=s.max_concurrent, reuse_actors=True),
-            run_config=_run_config(layout, s, "confirm", _callbacks(state, "confirm", None, tree, len(runs))),
-        )
-    return _check(tuner.fit(), len(runs))
-
-
-def _drop_orphans(state: dict) -> None:
-    """Confirmation runs of a driver killed before Tune first saved the confirmation: Tune starts them
-    again under new trial ids, so the old MLflow runs go (deleted runs stay restorable in MLflow)."""
-    client = MlflowClient(state["tracking_uri"])
-    query = f"tags.mlflow.parentRunId = '{state['parent_run_id']}' and tags.phase = 'confirm'"
-    for run in client.search_runs([state["experiment_id"]], filter_string=query, max_results=10_000):
+def drop_orphans(state: SweepState, phase: str) -> None:
+    """Runs of a phase whose driver was killed before Tune first saved it: Tune starts them again under
+    new trial ids, so the old MLflow runs go (deleted runs stay restorable in MLflow)."""
+    client = MlflowClient(state.tracking_uri)
+    query = f"tags.mlflow.parentRunId = '{state.parent_run_id}' and tags.experiment = '{phase}'"
+    for run in client.search_runs([state.experiment_id], filter_string=query, max_results=10_000):
         client.delete_run(run.info.run_id)

@@ -1,12 +1,16 @@
-"""The one record of a sweep's trial, read back from MLflow (the record of what every run did).
+"""The one record of a sweep's run, read back from MLflow (the record of what every run did).
 
-Search trials and confirmation runs are both trials: a confirmation run retrains the configuration of the
-search trial it names (`number`, Optuna's trial number) on another seed. The runner, the leaderboard, the
-report and export all read this record and rank with `rank_key`, so they always agree.
+Every run trains one configuration on one seed: a search trial (phase "search", on the search seed), a race
+run (phase "race", another selection seed) or a verification run (phase "verify", a held-out seed of one
+look). `number` names the configuration by its search trial (None: the default weights where no search
+trial ran them). The runner, the leaderboard, the report and export all read this record and rank with
+`rank_key`, so they always agree.
 """
 from __future__ import annotations
 
+import json
 import math
+import statistics
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
@@ -14,7 +18,8 @@ from mlflow.tracking import MlflowClient
 
 from lsdseg.objectives import VALIDATORS
 
-Phase = Literal["search", "confirm"]
+Phase = Literal["search", "race", "verify"]
+Curve = tuple[tuple[int, float], ...]
 
 
 @dataclass(frozen=True)
@@ -22,15 +27,18 @@ class TrialRecord:
     run_id: str
     ray_trial_id: str
     phase: Phase
-    number: Optional[int]  # Optuna's number of the (confirmed) search trial
+    number: Optional[int]  # the configuration's search trial number
     seed: int
     status: str  # completed / pruned / diverged / errored / interrupted / running
     params: dict[str, Any]  # the searched values, typed as Optuna suggested them
-    history: tuple[tuple[int, float], ...]  # (iteration, target mIoU) at every evaluation (none without target labels)
-    scores: tuple[tuple[int, float], ...]  # (iteration, smoothed objective, higher is better) that steered the search
+    history: Curve  # (iteration, target mIoU) at every evaluation (none without target labels)
+    scores: Curve  # (iteration, smoothed objective, higher is better) at every evaluation
     per_class: dict[str, float] = field(default_factory=dict)  # IoU by class at the last evaluation
-    confirm_rank: Optional[int] = None  # confirmation runs: the rank of the configuration they confirm (0: defaults)
-    validators: dict[str, tuple[tuple[int, float], ...]] = field(default_factory=dict)  # (iteration, value) by validator
+    validators: dict[str, Curve] = field(default_factory=dict)  # (iteration, value) by validator
+    defaults: bool = False  # a run of the default weights
+    look: Optional[int] = None  # verification runs: which look (1: the sweep's own)
+    iterations: int = 0  # the length it was trained to
+    changes: tuple = ()  # a replayed PBT schedule's later (step, values)
 
     @property
     def miou(self) -> float:
@@ -39,8 +47,13 @@ class TrialRecord:
 
     @property
     def score(self) -> float:
-        """The smoothed score at the last evaluation: what the trial is ranked and confirmed by."""
+        """The smoothed score at the last evaluation: what the run is ranked and compared by."""
         return self.scores[-1][1] if self.scores else math.nan
+
+    @property
+    def result(self) -> float:
+        """The score if the run completed, else NaN: what races and verification compare."""
+        return self.score if self.status == "completed" else math.nan
 
     @property
     def best_miou(self) -> float:
@@ -54,8 +67,17 @@ class TrialRecord:
         return last[-1][0] if last else 0
 
     @property
+    def config_label(self) -> str:
+        return "default weights" if self.defaults or self.number is None else f"trial {self.number}"
+
+    @property
     def label(self) -> str:
-        return f"trial {self.number}" if self.phase == "search" else f"trial {self.number} seed {self.seed}"
+        return self.config_label if self.phase == "search" else f"{self.config_label}, {self.phase} seed {self.seed}"
+
+
+def smoothed(curve: Curve, k: int) -> float:
+    """The mean of the last `k` values of a curve: a run's score, as the trainable reports it."""
+    return statistics.fmean(v for _, v in curve[-k:]) if curve else math.nan
 
 
 def rank_key(t: TrialRecord) -> tuple[bool, float]:
@@ -72,25 +94,29 @@ def _int(tag: Optional[str]) -> Optional[int]:
 
 
 def load_records(client: MlflowClient, experiment_id: str, parent_run_id: str, params_of: dict[int, dict[str, Any]],
-                 params_of_rank: dict[int, dict[str, Any]]) -> list[TrialRecord]:
-    """Every child run of a sweep's parent run: search trials in Optuna's order, then confirmation runs.
-    Typed params come from the study (`params_of`: Optuna number -> params) for search trials, and from the
-    confirmation plan (`params_of_rank`: confirmed rank -> params) for confirmation runs."""
+                 defaults: dict[str, Any], defaults_number: Optional[int]) -> list[TrialRecord]:
+    """Every child run of a sweep's parent run: search trials in Optuna's order, then race and verification
+    runs. Typed params come from the study (`params_of`: Optuna number -> params), the defaults' from
+    `defaults`; `defaults_number`: the search trial that ran the default weights, if one did."""
     runs = client.search_runs([experiment_id], filter_string=f"tags.mlflow.parentRunId = '{parent_run_id}'", max_results=10_000)
     records = []
     for run in runs:
         tags = run.data.tags
 
-        def curve(key: str) -> tuple[tuple[int, float], ...]:
+        def curve(key: str) -> Curve:
             return tuple(sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)))
 
-        number, rank, phase = _int(tags.get("optuna_trial_number")), _int(tags.get("confirm_rank")), tags.get("phase", "search")
-        params = params_of.get(number, {}) if phase == "search" else params_of_rank.get(rank, {})
+        number = _int(tags.get("optuna_trial_number"))
+        is_defaults = tags.get("defaults") == "true" or (number is not None and number == defaults_number)
         records.append(TrialRecord(
-            run_id=run.info.run_id, ray_trial_id=tags.get("ray_trial_id", ""), phase=phase,
-            number=number, seed=_int(tags.get("seed")) or 0, status=tags.get("status", "running"), params=dict(params),
+            run_id=run.info.run_id, ray_trial_id=tags.get("ray_trial_id", ""), phase=tags.get("phase", "search"),
+            number=number, seed=_int(tags.get("seed")) or 0, status=tags.get("status", "running"),
+            params=dict(defaults if is_defaults else params_of.get(number, {})),
             history=curve("miou"), scores=curve("score"),
             per_class={k.split("/", 1)[1]: v for k, v in run.data.metrics.items() if k.startswith("iou/")},
-            confirm_rank=rank, validators={name: curve(f"val/{name}") for name in VALIDATORS},
+            validators={name: curve(f"val/{name}") for name in VALIDATORS}, defaults=is_defaults,
+            look=_int(tags.get("look")), iterations=_int(tags.get("iterations")) or 0,
+            changes=tuple(tuple(c) for c in json.loads(tags.get("schedule_changes", "[]"))),
         ))
-    return sorted(records, key=lambda t: (t.phase != "search", t.number is None, t.number or 0, t.seed))
+    order = {"search": 0, "race": 1, "verify": 2}
+    return sorted(records, key=lambda t: (order.get(t.phase, 3), t.look or 0, t.number is None, t.number or 0, t.seed))

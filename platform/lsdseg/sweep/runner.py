@@ -1,8 +1,9 @@
-"""Start, resume and finish a sweep: a search (Ray Tune + Optuna TPE + early stopping), then a confirmation
-of the best configurations and the default weights on fresh seeds, as more Ray trials of the same sweep.
+"""Start, resume and finish a sweep: a search (Ray Tune + Optuna TPE + early stopping), then the selection
+(a race on selection seeds) and the verification of its one candidate against the default weights on
+held-out seeds; later, more verification seeds (`--more-seeds`).
 
 Everything a resume needs is in the sweep folder (lsdseg.sweep.layout): sweep.json records the phase, so a
-driver killed in either phase continues that phase, and MLflow keeps one run per trial throughout.
+driver killed in any phase continues that phase, and MLflow keeps one run per trial throughout.
 The phases themselves are in lsdseg.sweep.phases.
 """
 from __future__ import annotations
@@ -25,8 +26,10 @@ from lsdseg.sweep import console, phases
 from lsdseg.sweep.errors import SweepError, SweepInterrupted
 from lsdseg.sweep.finish import finish
 from lsdseg.sweep.layout import SweepLayout
-from lsdseg.sweep.results import SweepResults, read_state, write_state
+from lsdseg.sweep.results import SweepResults
 from lsdseg.sweep.settings import SweepSettings
+from lsdseg.sweep.state import Look, SweepState, read_state, write_state
+from lsdseg.sweep.verify import look_alpha
 from lsdseg.sweep.spaces import check_space, load_space
 from lsdseg.sweep.tracking import check_store, dataset_inputs, default_tracking_uri, end_unfinished, start_parent
 from lsdseg.sweep.warmstart import inside, load_warm_start, seed_study
@@ -100,11 +103,11 @@ def start_sweep(s: SweepSettings, cfg: Config, verbose: bool = False) -> SweepRe
         client.log_artifact(parent, str(layout.config))
         if s.space.endswith(".py"):
             client.log_artifact(parent, s.space)
-        state = {"settings": dataclasses.asdict(s), "tracking_uri": uri, "experiment_id": experiment_id, "parent_run_id": parent,
-                 "started": time.strftime("%Y-%m-%d %H:%M:%S"), "status": "running", "phase": "search", "objective": cfg.train.objective,
-                 "searched": sorted(distributions), "defaults": defaults, "data": digests, "first_points": [*warm.winners, defaults], "references": {}, "confirm": None}
+        state = SweepState(settings=s, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent,
+                           started=time.strftime("%Y-%m-%d %H:%M:%S"), objective=cfg.train.objective, searched=sorted(distributions),
+                           defaults=defaults, data=digests, first_points=[*warm.winners, defaults])
         write_state(layout, state)
-        return _drive(layout, state, s, tree, client)
+        return _drive(layout, state, tree, client)
 
 
 def _live_views(terminal, layout: SweepLayout, uri: str) -> None:
@@ -117,64 +120,104 @@ def _live_views(terminal, layout: SweepLayout, uri: str) -> None:
 RESUMABLE = ("num_samples", "address")  # what `--resume` may change: the trial budget, and where Ray is
 
 
-def resume_sweep(folder: Path, changes: dict[str, Any], verbose: bool = False) -> SweepResults:
+def resume_sweep(folder: Path, changes: dict[str, Any], more_seeds: Optional[int] = None, verbose: bool = False) -> SweepResults:
+    """Continue an interrupted sweep; or, with `more_seeds`, verify a finished sweep's candidate on that many
+    new seeds (a new look, judged on its own). Every check comes before Ray or MLflow is touched."""
     layout = SweepLayout(Path(folder).resolve())
     if not layout.state.is_file():
         raise SweepError(f"{layout.folder} is not a sweep folder (no sweep.json): pass the folder `lsdseg sweep` printed")
     state = read_state(layout)
-    if state["status"] == "finished":
-        raise SweepError(f"sweep {layout.folder} has finished: to search further, start a new sweep with --warm-start {layout.folder}")
-    if state["status"] == "failed":
+    s = state.settings
+    if more_seeds is not None:
+        state = _plan_more_seeds(layout, state, more_seeds)
+    elif state.status == "finished":
+        raise SweepError(f"sweep {layout.folder} has finished: add verification seeds with --more-seeds N, or search further "
+                         f"with a new sweep and --warm-start {layout.folder}")
+    if state.status == "failed":
         raise SweepError(f"sweep {layout.folder} ended with no completed trial: fix the errors in {layout.log} and start a new sweep")
-    planned = state["settings"]["num_samples"]
-    if changes.get("num_samples", planned) != planned and state["phase"] != "search":
-        raise SweepError(f"sweep {layout.folder} has finished its search (it is confirming): resume it without --num-samples, "
+    planned = s.num_samples
+    if changes.get("num_samples", planned) != planned and state.phase != "search":
+        raise SweepError(f"sweep {layout.folder} has finished its search: resume it without --num-samples, "
                          f"then search further with a new sweep and --warm-start {layout.folder}")
     if changes.get("num_samples", planned) < planned:
         raise SweepError(f"--num-samples {changes['num_samples']} is below the {planned} trials this sweep already planned: pass more, or drop it")
-    s = SweepSettings(**(state["settings"] | changes))
+    s = dataclasses.replace(s, **changes)
     _check_population(s)
-    state["settings"] |= changes
-    if not phases.can_restore(layout, s, "search"):
+    if state.phase == "search" and not phases.can_restore(layout, s, "search"):
         raise SweepError(f"{layout.folder} holds no Ray Tune state to resume (it stopped before the first trial): start a new sweep")
     tree = to_dict(load_config(layout.config))
     load_space(s.space)  # a space file's module must be importable before Tune unpickles the searcher
     with console.quiet(layout.log, verbose):
-        client = MlflowClient(state["tracking_uri"])
-        client.update_run(state["parent_run_id"], status="RUNNING")
-        state["status"] = "running"
+        client = MlflowClient(state.tracking_uri)
+        client.update_run(state.parent_run_id, status="RUNNING")
+        state = state.replace(settings=s, status="running")
         write_state(layout, state)
-        return _drive(layout, state, s, tree, client)
+        return _drive(layout, state, tree, client)
 
 
-def _drive(layout: SweepLayout, state: dict, s: SweepSettings, tree: dict, client: MlflowClient) -> SweepResults:
+def _plan_more_seeds(layout: SweepLayout, state: SweepState, count: int) -> SweepState:
+    """The next look's seeds, after checking that there is a candidate to verify and nothing is left to do."""
+    if state.status != "finished":
+        raise SweepError(f"sweep {layout.folder} has not finished ({state.status}): resume it without --more-seeds first")
+    if not state.looks:
+        raise SweepError(f"sweep {layout.folder} verified nothing (--verify-seeds 0): start a new sweep with verification")
+    results = SweepResults(layout)
+    if results.candidate is None:
+        raise SweepError(f"sweep {layout.folder} has no candidate to verify: its race kept the default weights")
+    if results.shipped_candidate:
+        raise SweepError(f"sweep {layout.folder} already shipped its candidate ({results.candidate_label}): more seeds cannot change that")
+    base = to_dict(load_config(layout.config))["train"]["seed"]
+    look = len(state.looks) + 1
+    seeds = phases.next_verify_seeds(base, state.looks, count)
+    iterations = state.looks[0].iterations
+    return state.replace(looks=[*state.looks, Look(seeds=seeds, alpha=look_alpha(state.settings.alpha, look), iterations=iterations)],
+                         phase="more_seeds", status="running")
+
+
+def _defaults_number(layout: SweepLayout, state: SweepState) -> Optional[int]:
+    """The search trial that ran exactly the default weights (none under PBT: its trials take others' weights)."""
+    if state.settings.scheduler == "pbt":
+        return None
+    params = SweepResults(layout).params_of
+    return next((n for n, p in sorted(params.items()) if p == state.defaults), None)
+
+
+def _drive(layout: SweepLayout, state: SweepState, tree: dict, client: MlflowClient) -> SweepResults:
+    s = state.settings
     phases.start_ray(s)
     pending = None
+    grids = {}
     try:
-        if s.references and "source_only" not in state["references"]:
+        if s.references and "source_only" not in state.references:
             # on the driver's node where it fits, so that its run folder sits in the sweep folder
             here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
             task = ray.remote(num_cpus=s.cpus_per_trial, num_gpus=s.gpus_per_trial, scheduling_strategy=here)(_reference)
             pending = task.remote(tree, "source_only", str(layout.source_only))
-        grids = []
-        if state["phase"] == "search":
-            grids.append(phases.search(layout, state, s, tree))
-            state |= {"phase": "confirm", "confirm": phases.plan_confirmation(layout, state, s, tree)}
+        if state.phase == "search":
+            grids["search"] = phases.search(layout, state, s, tree)
+            iterations = s.verify_iterations or tree["train"]["iterations"]
+            seeds = phases.next_verify_seeds(tree["train"]["seed"], [], s.verify_seeds)
+            completed = any(t.status == "completed" for t in SweepResults(layout).search)
+            # nothing to select without a completed trial, nor to race for without a verification to follow
+            state = state.replace(phase="select" if completed and seeds else "done", defaults_number=_defaults_number(layout, state),
+                                  looks=[Look(seeds=seeds, alpha=s.alpha, iterations=iterations)] if seeds else [])
             write_state(layout, state)
-        else:
-            grids.append(phases.search_results(layout, s, tree))
-        if state["confirm"] and state["confirm"]["runs"]:
-            grids.append(phases.confirm(layout, state, s, tree))
+        if state.phase == "select":
+            grids["select"] = phases.select(layout, state, s, tree)
+            state = state.replace(phase="done")
+            write_state(layout, state)
+        if state.phase == "more_seeds":
+            look = len(state.looks)
+            grids[f"look-{look}"] = phases.more_seeds(layout, state, s, tree, SweepResults(layout).candidate.number, look)
         if pending is not None:
-            state["references"]["source_only"] = ray.get(pending)
+            state.references["source_only"] = ray.get(pending)
             pending = None
-        return finish(layout, state, s, tree, client, grids)
+        return finish(layout, state, tree, client, grids)
     except (KeyboardInterrupt, phases.Interrupted):
         if pending is not None:
             ray.cancel(pending, force=True)  # it resumes from its own checkpoint; nobody waits for it now
-        end_unfinished(client, state["experiment_id"], state["parent_run_id"])
-        state["status"] = "interrupted"
-        write_state(layout, state)
+        end_unfinished(client, state.experiment_id, state.parent_run_id)
+        write_state(layout, state.replace(status="interrupted"))
         raise SweepInterrupted(layout.folder) from None
     finally:
         ray.shutdown()

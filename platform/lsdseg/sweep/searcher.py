@@ -1,4 +1,6 @@
-"""Ray Tune's OptunaSearch, telling Optuna the truth about trials that did not finish.
+"""The sweep's Ray Tune searchers: Optuna's for the search, and the race's for what follows.
+
+Ray Tune's OptunaSearch, telling Optuna the truth about trials that did not finish.
 
 Tune reports an ASHA-stopped trial to the searcher with its last result, which stock OptunaSearch files
 as COMPLETE (ray PR #15283 only covered results without a value), and never passes it that last result
@@ -9,12 +11,16 @@ correctly and optuna-dashboard shows what happened.
 from __future__ import annotations
 
 import logging
-from typing import Optional
+import math
+import pickle
+from typing import Any, Callable, Optional
 
 from optuna.trial import TrialState
 from ray.air.constants import TRAINING_ITERATION
-from ray.tune.search import ConcurrencyLimiter, SearchGenerator
+from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher
 from ray.tune.search.optuna import OptunaSearch
+
+from lsdseg.sweep.race import Race, Run
 
 log = logging.getLogger(__name__)
 
@@ -69,3 +75,39 @@ class BudgetedSearch(SearchGenerator):
         super().set_state(state)
         self._total_samples = max(self._total_samples, self.budget())
         self._finished = False  # Optuna never runs out of suggestions; only the budget ends a search
+
+
+class RaceSearcher(Searcher):
+    """Proposes the runs after the search, one (configuration, seed) per Tune trial, as `Race` decides:
+    race runs on selection seeds, then the candidate's and the defaults' verification runs. On a cluster the
+    runs of one round go to different nodes at once; Ray's own `Repeater` only averages a fixed number of
+    seeds per configuration, and Optuna's `WilcoxonPruner` runs a configuration's seeds one after another."""
+
+    def __init__(self, race: Race, points: Callable[[Run], dict[str, Any]]):
+        super().__init__(metric="score", mode="max")
+        self.race, self.points = race, points
+        self.running: dict[str, Run] = {}
+
+    def suggest(self, trial_id: str) -> Optional[dict] | str:
+        run = self.race.next(list(self.running.values()))
+        if run == "done":
+            return Searcher.FINISHED
+        if run is None:
+            return None
+        self.running[trial_id] = run
+        return {"point": self.points(run)}
+
+    def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False) -> None:
+        run = self.running.pop(trial_id, None)
+        if run is not None:
+            done = trial_outcome(result, error) == "completed"
+            self.race.record(run, result[self.metric] if done else math.nan)
+
+    def save(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump({"race": self.race, "running": self.running}, f)
+
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            saved = pickle.load(f)
+        self.race, self.running = saved["race"], saved["running"]

@@ -19,33 +19,40 @@ class SweepSettings:
     time_budget_s: Optional[float] = Field(None, gt=0)  # stop starting and running trials after this long
     sampler_seed: int = 0
     searcher: Literal["tpe", "random"] = "tpe"
-    # Early stopping (lsdseg.sweep.stopping): asha (one bracket), hyperband (asynchronous HyperBand, three
-    # brackets, the most conservative never stops early), asha_patient (ASHA with twice the grace), none;
-    # or pbt: Population Based Training, which stops nothing but lets the weakest copy the strongest.
-    # none by default: on sampler seed 1 (bench/search_quality.py) ASHA stopped a slow starter that would have
-    # been 2nd, TPE then proposed elsewhere and the sweep declared the defaults; without stopping TPE found
-    # one +6.4 [+1.4, +11.4] better on fresh seeds. On seed 0 both tried the same 8 trials and declared the same
-    # one. Stopping saves at most 5 x 100 of the 4,200 trial-iterations.
+    # Early stopping of search trials (lsdseg.sweep.stopping): asha (one bracket), hyperband (asynchronous
+    # HyperBand, three brackets, the most conservative never stops early), asha_patient (ASHA with twice the
+    # grace), none; or pbt: Population Based Training, which stops nothing but lets the weakest copy the
+    # strongest. Race and verification runs are never stopped early. None by default: a stopped slow starter
+    # is lost to the race (docs/sweeps.md).
     scheduler: Literal["asha", "hyperband", "asha_patient", "pbt", "none"] = "none"
-    # Iterations every trial gets before it may be stopped. 200 of the packaged 300, not 100: ASHA replayed on
-    # the full curves of a random search (bench/search_quality.py) would have stopped at 100 the 2nd, 3rd and
-    # 4th best trials at 300 and kept two that declined; at 200 it keeps the top 2 and stops the 4th.
-    grace_period: int = Field(200, gt=0)
+    grace_period: int = Field(200, gt=0)  # iterations every search trial gets before it may be stopped
     reduction_factor: float = Field(3.0, gt=1)  # ASHA: keep the top 1/reduction_factor at each rung
     # PBT: every this many iterations a trial in the bottom quarter of the population takes the weights of
     # one in the top quarter and perturbs its continuous values (x0.8 or x1.2, or a new draw with p=0.25).
     pbt_interval: int = Field(100, gt=0)
-    # What a trial reports to the searcher and the scheduler: the mean target mIoU of its last `smoothing`
-    # evaluations. One evaluation swings by +-5 points on the benchmark; the mean of 3 by much less.
+    # What a run reports: the mean of its objective over its last `smoothing` evaluations (one evaluation
+    # swings by several points; the mean of 3 by less)
     smoothing: int = Field(3, gt=0)
-    # Retrain this many of the best configurations, and the defaults, on fresh seeds; 0: off. 2, not 3: with
-    # 3 the default sweep would not end within 20 minutes on 2 cores (each is 2 more full-length runs).
-    confirm_top: int = Field(2, ge=0)
-    confirm_seeds: int = Field(2, gt=0)  # on this many fresh training seeds, beside the search's own
-    # The declared winner: the best mean over seeds, or ("lower") the best mean minus standard deviation
-    select: Literal["mean", "lower"] = "mean"
+    # Selection (lsdseg.sweep.race): the search's configurations race the incumbent (first the default
+    # weights) on up to `selection_seeds` training seeds, the search's own first, spending at most
+    # `race_runs` runs. 0 race runs: the best search trial ahead of the defaults is the candidate.
+    selection_seeds: int = Field(3, ge=1, le=1000)
+    race_runs: int = Field(2, ge=0)
+    # Verification (lsdseg.sweep.verify): the one candidate and the default weights, each trained again on
+    # `verify_seeds` seeds that no other run of the sweep uses, for `verify_iterations` iterations (None: the
+    # search's own length). 0 seeds: no verification, and the default weights are shipped.
+    verify_seeds: int = Field(3, ge=0)
+    verify_iterations: Optional[int] = Field(None, gt=0)
+    # The decision rule: the candidate is shipped only if its one-sided lower bound at level `alpha` on the
+    # verified paired difference to the defaults is above `margin` (in the objective's units: mIoU points)
+    alpha: float = Field(0.025, gt=0, lt=0.5)
+    margin: float = Field(0.0, ge=0)
+    # The difference (objective units) the power advice is about: how many paired seeds would detect it
+    min_effect: float = Field(3.0, gt=0)
     warm_start: tuple[str, ...] = ()  # sweep folders whose finished trials seed this study
-    references: bool = True  # also run source-only on the base config, beside the trials, for comparison
+    # Also train source-only on the base config, beside the trials, for comparison. Off by default: it would
+    # take one of the runs the verification needs within the main command's 20 minutes
+    references: bool = False
     max_failures: int = Field(2, ge=0)  # retries of a trial that crashed (node loss), from its checkpoint
     experiment: str = "lsdseg"  # MLflow experiment
     tracking_uri: Optional[str] = None  # None: sqlite:///<cwd>/mlflow.db

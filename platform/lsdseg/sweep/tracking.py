@@ -20,7 +20,6 @@ from ray.tune import Callback
 
 from lsdseg.sweep import population
 from lsdseg.sweep.errors import SweepError
-from lsdseg.sweep.record import Phase
 from lsdseg.sweep.searcher import HonestOptunaSearch, trial_outcome
 
 
@@ -75,11 +74,12 @@ def _param_value(value: Any) -> str:
 class MLflowTrials(Callback):
     """Tune callback: one nested MLflow run per trial (params, metric history, outcome, traceback)."""
 
-    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, phase: Phase,
-                 searcher: Optional[HonestOptunaSearch], fixed_params: dict[str, Any], seed: int, varying: tuple[str, ...] = (),
-                 data: Optional[dict[str, dict[str, str]]] = None):
+    def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, experiment: str,
+                 searcher: Optional[HonestOptunaSearch], fixed_params: dict[str, Any], seed: int, iterations: int,
+                 varying: tuple[str, ...] = (), data: Optional[dict[str, dict[str, str]]] = None):
         self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
-        self.phase, self.searcher, self.fixed_params, self.seed = phase, searcher, fixed_params, seed
+        # the Tune experiment it logs (search, select, look-<k>); each run's phase tag says what the run was for
+        self.experiment, self.searcher, self.fixed_params, self.seed, self.iterations = experiment, searcher, fixed_params, seed, iterations
         # values a trial's config may change mid-run (PBT): MLflow params are write-once, so these also go
         # in as metrics `config/<field>` at every evaluation, which draws each trial's schedule
         self.varying = varying
@@ -110,7 +110,7 @@ class MLflowTrials(Callback):
             self._logged[trial.trial_id] = max((m.step for m in history), default=0)
         else:
             name, tags, params = self._describe(trial)
-            tags |= {"mlflow.parentRunId": self.parent_run_id, "ray_trial_id": trial.trial_id, "phase": self.phase, "status": "running"}
+            tags |= {"mlflow.parentRunId": self.parent_run_id, "ray_trial_id": trial.trial_id, "experiment": self.experiment, "status": "running"}
             run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
             params = {**self.fixed_params, **params}
             self.client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in sorted(params.items())])
@@ -120,23 +120,29 @@ class MLflowTrials(Callback):
         return run_id
 
     def _describe(self, trial) -> tuple[str, dict[str, str], dict[str, Any]]:
-        """(run name, tags, params) of a new run. A confirmation run names the search trial it retrains."""
-        if self.phase == "confirm":
+        """(run name, tags, params) of a new run. A race or verification run names its configuration and seed."""
+        if self.experiment != "search":
             point = trial.config["point"]
-            tags = {"seed": str(point["seed"]), "confirm_rank": str(point["rank"])}
-            if point.get("changes"):  # a replayed PBT schedule: its later values, as [step, values] pairs
+            tags = {"seed": str(point["seed"]), "phase": point["phase"], "iterations": str(point["iterations"])}
+            if point["changes"]:  # a replayed PBT schedule: its later values, as [step, values] pairs
                 tags["schedule_changes"] = json.dumps(point["changes"])
             if point["number"] is not None:
                 tags["optuna_trial_number"] = str(point["number"])
-            label = "defaults" if point["number"] is None else f"trial-{point['number']}"
-            return f"confirm-{label}-seed-{point['seed']}", tags, {**point["params"], "train.seed": point["seed"]}
+            if point["defaults"]:
+                tags["defaults"] = "true"
+            if point["look"] is not None:
+                tags["look"] = str(point["look"])
+            label = "defaults" if point["defaults"] else f"trial-{point['number']}"
+            params = {**point["params"], "train.seed": point["seed"], "train.iterations": point["iterations"]}
+            return f"{point['phase']}-{label}-seed-{point['seed']}", tags, params
         pbt = population.MEMBER in trial.config
         number = population.number(trial.config) if pbt else self.searcher.optuna_number(trial.trial_id) if self.searcher else None
-        tags = {"seed": str(self.seed)} | ({} if number is None else {"optuna_trial_number": str(number)})
+        tags = {"seed": str(self.seed), "phase": "search", "iterations": str(self.iterations)}
+        tags |= {} if number is None else {"optuna_trial_number": str(number)}
         return (str(trial) if number is None else f"trial-{number}"), tags, population.values(trial.config) if pbt else dict(trial.config)
 
     def run_name(self, trial) -> str:
-        """What the trial is called everywhere: trial-<Optuna number>, or confirm-trial-<n>-seed-<s>."""
+        """What the trial is called everywhere: trial-<Optuna number>, or <phase>-trial-<n>-seed-<s>."""
         return self._describe(trial)[0]
 
     def on_trial_start(self, iteration, trials, trial, **info):

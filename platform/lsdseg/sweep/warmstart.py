@@ -1,7 +1,7 @@
 """Warm start: a new study learns from earlier sweeps of the same space.
 
 Their finished trials (completed and pruned, with values and intermediate values) are copied into the new
-study with `study.add_trials`, and each one's declared winner is proposed first. Ray's OptunaSearch cannot
+study with `study.add_trials`, and each one's candidate is proposed first. Ray's OptunaSearch cannot
 take earlier results for a define-by-run space (`evaluated_rewards`), so this goes through the study.
 """
 from __future__ import annotations
@@ -56,8 +56,11 @@ def load_warm_start(sweeps: tuple[str, ...], space: dict[str, BaseDistribution])
                 raise SweepError(f"--warm-start {ref}: trial {trial.number} does not fit this search space ({problem}): "
                                  "warm-start from a sweep of the same space, or drop --warm-start")
             trials.append(trial)
-        if layout.best.is_file():
-            winners.append(json.loads(layout.best.read_text())["params"])
+        if layout.best.is_file():  # its verified candidate (a folder from before verification: its winner)
+            best = json.loads(layout.best.read_text())
+            chosen = best["candidate"]["params"] if best.get("candidate") else None if "schema" in best else best["params"]
+            if chosen is not None:
+                winners.append(chosen)
     return WarmStart(trials, winners)
 
 

@@ -19,11 +19,11 @@ from matplotlib.figure import Figure
 from plotly import graph_objects as go
 
 from lsdseg.data.base import DataError
-from lsdseg.sweep.report import confirmation, figures, study_figures, validators
+from lsdseg.sweep.report import figures, study_figures, validators, verification
 from lsdseg.sweep.report.examples import target_examples
 from lsdseg.sweep.report.fmt import number, percent
 from lsdseg.sweep.results import SweepResults
-from lsdseg.sweep.trust import assess_all
+from lsdseg.sweep.trust import assess_all, caveat
 
 
 @dataclass(frozen=True)
@@ -38,17 +38,16 @@ class Section:
 
 def _leaderboard(results: SweepResults) -> list[dict[str, Any]]:
     """Search trials by score; the oracle figure is kept but labelled as such in the template."""
-    winner = results.winner
-    won = winner.candidate.number if winner is not None else None
-    return [{"number": t.number, "status": t.status, "steps": t.steps, "score": results.text(t.score), "miou": percent(t.miou),
-             "best_miou": percent(t.best_miou), "params": {p: number(t.params.get(p)) for p in results.searched},
-             "winner": won is not None and t.number == won} for t in results.ranked()]
+    candidate = results.candidate.number if results.candidate else None
+    return [{"number": f"{t.number}{' (defaults)' if t.defaults else ''}", "status": t.status, "steps": t.steps, "score": results.text(t.score),
+             "miou": percent(t.miou), "best_miou": percent(t.best_miou), "params": {p: number(t.params.get(p)) for p in results.searched},
+             "winner": candidate is not None and t.number == candidate} for t in results.ranked()]
 
 
 def _per_class_columns(results: SweepResults) -> dict[str, dict[str, float]]:
-    best, defaults = results.best, results.default_weights
-    columns = {f"{'winner' if results.winner else 'top trial'} ({best.label})": best.per_class} if best else {}
-    if defaults is not None and (best is None or defaults.run_id != best.run_id):
+    shipped, defaults = results.best, results.default_weights
+    columns = {f"shipped ({shipped.label})": shipped.per_class} if shipped else {}
+    if defaults is not None and (shipped is None or defaults.run_id != shipped.run_id):
         columns[f"default weights ({defaults.label})"] = defaults.per_class
     columns["source-only"] = results.source_only_per_class()
     return columns
@@ -57,7 +56,7 @@ def _per_class_columns(results: SweepResults) -> dict[str, dict[str, float]]:
 def _examples(results: SweepResults, count: int) -> Figure | str:
     best = results.best_checkpoint()
     if best is None:
-        return "Not shown: the sweep has no winner's checkpoint."
+        return "Not shown: the sweep has no shipped checkpoint."
     try:
         return figures.examples(*target_examples(best, results.source_only_checkpoint(), count))
     except DataError as err:  # e.g. a real dataset's folder not mounted on this machine
@@ -76,29 +75,28 @@ def _save(title: str, file: str, caption: str, made: Figure | go.Figure | str, o
     return Section(title, file, caption, png=base64.b64encode((out / file).read_bytes()).decode())
 
 
-def _confirmation(results: SweepResults, out: Path) -> dict[str, Any]:
-    """The confirmation section: its figure, its table, and which rule declared the winner."""
-    confirmed, winner, settings = results.confirmation, results.winner, results.state["settings"]
-    if not confirmed:
-        return {"absent": confirmation.absent(settings.get("confirm_top"))}
-    rule = "mean minus standard deviation over seeds" if settings.get("select") == "lower" else "mean over seeds"
-    return {"figure": _save("Confirmation on fresh seeds", "confirmation.png", confirmation.CAPTION,
-                            confirmation.figure(confirmed, winner, results.objective), out),
-            "rows": confirmation.rows(confirmed, winner, results.objective), "rule": rule, "seeds": ", ".join(map(str, results.seeds)),
-            "winner": winner.candidate.label if winner else None}
+def _verification(results: SweepResults, out: Path) -> dict[str, Any]:
+    """The selection and verification section: the race, each look, the decision, and the figure."""
+    seeds, race = verification.race_rows(results)
+    row = results.best_row or {}
+    return {"figure": _save("Verification on held-out seeds", "verification.png", verification.CAPTION, verification.figure(results), out),
+            "seeds": seeds, "race": race, "looks": verification.look_rows(results), "candidate": results.candidate_label,
+            "shipped": row.get("configuration", "-"), "reason": row.get("reason", "the sweep has not finished"),
+            "checkpoint": row.get("checkpoint"), "horizon": row.get("horizon")}
 
 
 def _validators(results: SweepResults, out: Path) -> dict[str, Any]:
     """The "Which validator to trust" section; its figures also go to the parent run as metrics."""
-    trusts = assess_all(results.trials)
+    trusts = assess_all(results.trials, results.settings.smoothing)
     now = int(time.time() * 1000)
     metrics = [Metric(f"trust/{t.name}/{key}", value, now, 0) for t in trusts
-               for key, value in (("spearman", t.spearman), ("kendall", t.kendall), ("regret_within", t.regret_within),
-                                  ("regret_across", t.regret_across)) if not math.isnan(value)]
+               for key, value in (("run_spearman", t.run_spearman), ("spearman", t.spearman), ("kendall", t.kendall),
+                                  ("regret_within", t.regret_within), ("regret_across", t.regret_across),
+                                  ("random_regret", t.random_regret)) if not math.isnan(value)]
     if metrics:
         results.client.log_batch(results.parent_run_id, metrics=metrics)
     return {"figure": _save("Validators against target mIoU", "validators.png", validators.CAPTION, validators.figure(results.trials), out),
-            "rows": validators.rows(trusts), "baseline": validators.baseline(results.trials),
+            "rows": validators.rows(trusts), "baseline": validators.baseline(results.trials), "caveat": caveat(trusts),
             "objective": results.objective, "absent": None if trusts else validators.UNLABELLED}
 
 
@@ -108,7 +106,7 @@ def write_report(sweep: str | Path, out: Optional[Path] = None, examples: int = 
     out.mkdir(parents=True, exist_ok=True)
     ranked = results.ranked()
     with plt.style.context("ggplot"):
-        confirmed = _confirmation(results, out)
+        verified = _verification(results, out)
         trust = _validators(results, out)
         made = [
             ("Optimisation history", "history.png", figures.CAPTIONS["history"], figures.history(results.search, results.objective)),
@@ -116,25 +114,25 @@ def write_report(sweep: str | Path, out: Optional[Path] = None, examples: int = 
             ("Hyperparameter importance (fANOVA)", "importance.png", study_figures.IMPORTANCE_CAPTION,
              study_figures.importance(results.study)),
             ("Parallel coordinates", "parallel.html", study_figures.PARALLEL_CAPTION, study_figures.parallel(results.study, results.objective)),
-            ("Per-class IoU: the winner's run, default weights, source-only", "per_class.png", figures.CAPTIONS["per_class"],
+            ("Per-class IoU: the shipped run, default weights, source-only", "per_class.png", figures.CAPTIONS["per_class"],
              figures.per_class(_per_class_columns(results))),
             ("Target-domain examples", "examples.png", figures.CAPTIONS["examples"], _examples(results, examples)),
         ]
         sections = [_save(*args, out) for args in made]
     env = Environment(loader=PackageLoader("lsdseg.sweep.report", "."), autoescape=select_autoescape(default=True))
-    settings = results.state["settings"]
+    settings = results.settings
     page = env.get_template("template.html").render(
-        name=results.name, folder=results.folder, parent_run_id=results.parent_run_id, tracking_uri=results.state["tracking_uri"],
+        name=results.name, folder=results.folder, parent_run_id=results.parent_run_id, tracking_uri=results.state.tracking_uri,
         generated=time.strftime("%Y-%m-%d %H:%M"), params=results.searched, trials=_leaderboard(results),
         references=", ".join(f"{k.replace('_', ' ')} {results.text(v) if k == 'default_weights' else percent(v)}"
                              for k, v in results.references.items()) or "none",
-        smoothing=settings.get("smoothing"), scheduler=settings.get("scheduler"), replay=results.state.get("stopping_replay"),
-        confirmation=confirmed, trust=trust, sections=sections,
+        smoothing=settings.smoothing, scheduler=settings.scheduler, replay=results.state.stopping_replay,
+        verification=verified, trust=trust, sections=sections,
         plotly_js=Markup(study_figures.plotly_js()) if any(s.html for s in sections) else None,
     )
     html = out / "report.html"
     html.write_text(page)
-    figure_files = [s.file for s in [confirmed.get("figure"), trust["figure"], *sections] if s is not None and not s.note]
+    figure_files = [s.file for s in [verified["figure"], trust["figure"], *sections] if s is not None and not s.note]
     for path in [html, *(out / f for f in figure_files)]:
         results.client.log_artifact(results.parent_run_id, str(path), "report")
     return html

@@ -16,10 +16,10 @@ from lsdseg.sweep.record import TrialRecord
 from lsdseg.sweep.report.fmt import percent
 from lsdseg.sweep.trust import Trust, last_checkpoint_regret, pairs
 
-CAPTION = ("Each point is one evaluation of one run of this sweep. The runs share a base config and differ in loss weights, "
-           "learning rates and seeds, so the correlations say how a validator ranks this sweep's checkpoints, not models "
-           "in general; with few runs they are themselves noisy (Musgrave et al., arXiv 2208.07360: no validator is "
-           "reliable everywhere).")
+CAPTION = ("Each point is one evaluation of one run of this sweep; the table's run-level correlation is the one a "
+           "sweep's selection relies on. The runs share a base config and differ in loss weights, learning rates and "
+           "seeds, so the correlations say how a validator ranks this sweep's runs, not models in general; with few runs "
+           "they are themselves noisy (Musgrave et al., arXiv 2208.07360: no validator is reliable everywhere).")
 UNLABELLED = ("Not computed: the target validation split has no labels in this sweep (data.target_labels=false), so "
               "nothing tells how a validator tracks target mIoU. Measure it on a problem with target labels, e.g. "
               "the built-in benchmark (python bench/validators.py).")
@@ -30,11 +30,13 @@ def _number(value: float, digits: int = 2) -> str:
 
 
 def rows(trusts: Sequence[Trust]) -> list[dict[str, str]]:
-    """One row per validator, best rank correlation first."""
-    ordered = sorted(trusts, key=lambda t: -math.inf if math.isnan(t.spearman) else t.spearman, reverse=True)
-    return [{"name": t.name, "unit": UNITS[t.name], "spearman": _number(t.spearman), "kendall": _number(t.kendall),
-             "within": percent(t.regret_within), "across": percent(t.regret_across),
-             "n": f"{t.evaluations} evaluations, {t.runs} runs, {t.trials} completed trials"} for t in ordered]
+    """One row per validator, best run-level correlation first."""
+    ordered = sorted(trusts, key=lambda t: -math.inf if math.isnan(t.run_spearman) else t.run_spearman, reverse=True)
+    return [{"name": t.name, "unit": UNITS[t.name],
+             "runs": f"{_number(t.run_spearman)} [{_number(t.run_low)}, {_number(t.run_high)}]",
+             "spearman": _number(t.spearman), "kendall": _number(t.kendall),
+             "within": percent(t.regret_within), "across": percent(t.regret_across), "random": percent(t.random_regret),
+             "n": f"{t.runs} runs, {t.evaluations} evaluations, {t.trials} completed search trials"} for t in ordered]
 
 
 def baseline(records: Sequence[TrialRecord]) -> str:

@@ -1,0 +1,187 @@
+"""Selection protocols judged on the table of recorded runs (bench/runs_table.py): thousands of simulated
+sweeps in seconds, instead of one 20-minute sweep per data point.
+
+A simulated sweep draws its configurations at random from the pool (the default weights always in), and
+plays the product's own allocation (lsdseg.sweep.race) and decision rule (lsdseg.sweep.verify) on the
+recorded scores, two runs at a time as `lsdseg sweep` runs them. It may use seeds 0-4 of the table: each
+sweep shuffles them, the first ones are its selection seeds (the first its search seed), the next ones its
+verification seeds. The truth about a configuration is its mean score on seeds 5-7, which no protocol
+sees. TPE's proposals are not in a fixed pool, so the search here is random search; what is judged is
+what happens after the search.
+
+Reported per protocol and budget (runs of 300 iterations):
+- false claims: the share of sweeps that ship a configuration other than the defaults whose truth is not
+  above the defaults' truth;
+- the expected true gain of what is shipped (0 when the defaults are shipped);
+- how often a configuration truly at least `--effect` points better than the defaults is shipped: over
+  all sweeps, and over the sweeps whose draws held one.
+
+    python bench/protocols.py [--sweeps 4000] [--budgets 15 60]
+
+Writes bench/results/protocols.json.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import statistics
+import sys
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Optional
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from runs_table import SEEDS, cells, read_table, score  # noqa: E402
+
+OUT = Path(__file__).resolve().parent / "results" / "protocols.json"
+USABLE, TRUTH = (0, 1, 2, 3, 4), (5, 6, 7)
+
+
+@dataclass(frozen=True)
+class Protocol:
+    name: str
+    configs: int  # configurations searched, the defaults included (each one run on the search seed)
+    selection_seeds: int  # seeds a configuration may race on, the search seed included
+    verify_seeds: int  # 0: no verification (the old protocol: the best confirmed mean is shipped)
+    race_runs: int  # the race's budget; for the old protocol, the confirmation's top K
+    alpha: float = 0.025
+    margin: float = 0.0
+
+    def budget(self) -> int:
+        if self.verify_seeds == 0:
+            return self.configs + (self.race_runs + 1) * (self.selection_seeds - 1)
+        return self.configs + self.race_runs + 2 * self.verify_seeds
+
+
+@dataclass
+class Outcome:
+    shipped: str
+    runs: int
+    verified: Optional[str]
+
+
+def load(horizon: int = 300) -> tuple[dict[str, dict[int, float]], dict[str, float], dict[str, float]]:
+    """(config -> seed -> score at `horizon`, config -> truth, config -> standard error of the truth), for
+    the configurations recorded on every seed."""
+    found = cells(read_table(), horizon)
+    table: dict[str, dict[int, float]] = {}
+    for (name, seed), row in found.items():
+        table.setdefault(name, {})[seed] = score(row, horizon) * 100
+    table = {n: s for n, s in table.items() if set(s) >= set(SEEDS)}
+    truth = {n: statistics.fmean(s[k] for k in TRUTH) for n, s in table.items()}
+    se = {n: statistics.stdev(s[k] for k in TRUTH) / math.sqrt(len(TRUTH)) for n, s in table.items()}
+    return table, truth, se
+
+
+def simulate(p: Protocol, table: dict[str, dict[int, float]], rng: random.Random, slots: int = 2) -> Outcome:
+    from lsdseg.sweep.race import Race
+    from lsdseg.sweep.verify import decide
+
+    others = sorted(n for n in table if n != "defaults")
+    names = ["defaults", *rng.sample(others, min(p.configs - 1, len(others)))]
+    seeds = list(USABLE)
+    rng.shuffle(seeds)
+    select, verify = seeds[: p.selection_seeds], seeds[p.selection_seeds: p.selection_seeds + p.verify_seeds]
+    search = {i: table[n][select[0]] for i, n in enumerate(names)}
+    if p.verify_seeds == 0:  # the protocol shipped up to f0f0fab: confirm the top K and the defaults, ship the best mean
+        top = sorted(range(1, len(names)), key=lambda i: -search[i])[: p.race_runs]
+        means = {i: statistics.fmean(table[names[i]][s] for s in select) for i in [0, *top]}
+        return Outcome(names[max(means, key=means.get)], p.budget(), None)
+    race = Race(search, defaults=0, selection_seeds=select, verify_seeds=verify, race_runs=p.race_runs)
+    pending: list = []
+    while True:
+        while len(pending) < slots:
+            run = race.next(pending)
+            if run is None or run == "done":
+                break
+            pending.append(run)
+        if not pending:
+            break
+        for run in pending:
+            race.record(run, table[names[run.config]][run.seed])
+        pending = []
+    runs = len(names) + len(race.started)
+    if race.candidate == 0:
+        return Outcome("defaults", runs, None)
+    decision = decide(race.verified[race.candidate], race.verified[0], p.alpha, p.margin)
+    return Outcome(names[race.candidate] if decision.ship_candidate else "defaults", runs, names[race.candidate])
+
+
+def judge(p: Protocol, table, truth, sweeps: int, effect: float, seed: int = 0) -> dict:
+    rng = random.Random(seed)
+    base = truth["defaults"]
+    good = {n for n in truth if truth[n] - base >= effect}
+    false, gain, found, with_good, found_given = 0, [], 0, 0, 0
+    runs = []
+    for _ in range(sweeps):
+        state = rng.getstate()
+        outcome = simulate(p, table, rng)
+        rng_draw = random.Random()
+        rng_draw.setstate(state)  # the same draws again, to see whether this sweep's pool held a good one
+        others = sorted(n for n in table if n != "defaults")
+        drawn = set(rng_draw.sample(others, min(p.configs - 1, len(others))))
+        shipped = outcome.shipped
+        runs.append(outcome.runs)
+        if shipped != "defaults" and truth[shipped] <= base:
+            false += 1
+        gain.append(truth[shipped] - base)
+        hit = shipped in good
+        found += hit
+        if drawn & good:
+            with_good += 1
+            found_given += hit
+    return {"protocol": asdict(p), "budget": p.budget(), "mean_runs": statistics.fmean(runs), "sweeps": sweeps,
+            "false_claims": false / sweeps, "expected_gain": statistics.fmean(gain),
+            "ships_good": found / sweeps, "sweeps_with_good": with_good / sweeps,
+            "ships_good_given_drawn": found_given / with_good if with_good else None}
+
+
+def protocols(budget: int) -> list[Protocol]:
+    """The old protocol (at its own budget) and race-then-verify shapes that fit `budget`."""
+    shapes = [Protocol(f"f0f0fab: top 2 + defaults on 3 seeds, best mean shipped (budget {8 + 6})", 8, 3, 0, 2)]
+    for verify in (2, 3):
+        for select in (1, 2, 3 - (verify == 3)):
+            if select + verify > len(USABLE):
+                continue
+            for configs in range(4, budget):
+                race = budget - configs - 2 * verify
+                if race < 0 or (select == 1 and race > 0):
+                    continue
+                shapes.append(Protocol(f"race+verify: {configs} configs, {select} selection seeds, race {race}, verify {verify}",
+                                       configs, select, verify, race))
+    return shapes
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sweeps", type=int, default=4000)
+    parser.add_argument("--budgets", type=int, nargs="+", default=[15, 60])
+    parser.add_argument("--effect", type=float, default=3.0, help="points of target mIoU that make a configuration 'truly better'")
+    args = parser.parse_args()
+    from lsdseg.runinfo import provenance
+
+    table, truth, se = load()
+    if "defaults" not in table:
+        parser.error("the table has no complete row for the default weights: record it first (python bench/runs_table.py)")
+    base = truth["defaults"]
+    print(f"{len(table)} configurations on every seed; truth (mean of seeds 5-7) minus the defaults' {base:.1f}:")
+    for n in sorted(truth, key=truth.get, reverse=True):
+        print(f"  {n:<14} {truth[n] - base:+6.1f} (standard error {se[n]:.1f})")
+    results = []
+    for budget in args.budgets:
+        for p in protocols(budget):
+            if p.budget() > budget or (p.verify_seeds == 0 and budget != args.budgets[0]):
+                continue
+            results.append(judge(p, table, truth, args.sweeps, args.effect) | {"budget_limit": budget})
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({"benchmark": "protocols", **provenance(), "effect": args.effect, "truth": truth, "truth_se": se,
+                               "results": results}, indent=2))
+    for r in sorted(results, key=lambda r: (r["budget_limit"], -r["ships_good"])):
+        print(f"{r['budget_limit']:>3} {r['protocol']['name']:<70} false {r['false_claims']:6.1%}  gain {r['expected_gain']:+5.2f}  "
+              f"good {r['ships_good']:6.1%} (given drawn {r['ships_good_given_drawn'] or 0:6.1%})")
+
+
+if __name__ == "__main__":
+    main()
