@@ -126,7 +126,7 @@ def _out(name: str, seed: int) -> Path:
 def run_cell(job: dict[str, Any]) -> dict[str, Any]:
     """One run, from scratch or (job["resume"]) from its own checkpoint; its row of the table."""
     from lsdseg.checkpoint import latest_checkpoint
-    from lsdseg.config_io import PACKAGED, load_config, with_values, to_dict
+    from lsdseg.config_io import PACKAGED, load_config, to_dict, with_values
     from lsdseg.runinfo import provenance
     from lsdseg.train import run_training
 

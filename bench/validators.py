@@ -40,6 +40,7 @@ TRUTH = (5, 6, 7)
 def cost(repeats: int = 3) -> dict:
     """Seconds of one evaluation of an untrained F: target mIoU alone, and with every validator."""
     import torch
+
     from lsdseg.config_io import with_overrides
     from lsdseg.data import prepare, protocol_classes, val_dataset, val_loader
     from lsdseg.evaluate import evaluate, validate

@@ -1,11 +1,11 @@
 """The cluster files pass Ray's own validation, open nothing but SSH to the world, and share one setup."""
 from __future__ import annotations
 
-import tomllib
 from pathlib import Path
 
 import pytest
 import ray
+import tomllib
 import yaml
 from ray.autoscaler._private.aws.config import _create_default_inbound_rules
 from ray.autoscaler._private.util import prepare_config, validate_config

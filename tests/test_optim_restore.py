@@ -8,9 +8,9 @@ from __future__ import annotations
 import pytest
 
 from lsdseg import checkpoint, train
+from lsdseg.checkpoint import latest_checkpoint
 from lsdseg.models import build_nets
 from lsdseg.optim import apply_hparams, build_optimizers
-from lsdseg.checkpoint import latest_checkpoint
 from lsdseg.train import run_training
 
 NEW = {"f_lr": 3e-3, "f_lr_decay": 0.5, "f_lr_decay_every": 1, "f_bias_lr_mult": 3.0, "f_beta1": 0.8,

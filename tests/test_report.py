@@ -14,11 +14,12 @@ import sys
 import numpy as np
 import pytest
 import torch
-from lsdseg import checkpoint
-from lsdseg.config_io import load_config, to_dict
 from mlflow.tracking import MlflowClient
 from PIL import Image
 from sweeps import children_of, lsdseg, tiny
+
+from lsdseg import checkpoint
+from lsdseg.config_io import load_config, to_dict
 
 PNGS = ("verification", "validators", "history", "curves", "per_class", "examples")  # parallel coordinates: plotly, interactive
 # Debian's chromium, headless, with nothing that reaches out to the network on its own

@@ -13,8 +13,8 @@ from matplotlib.figure import Figure
 from optuna.distributions import FloatDistribution
 
 from lsdseg.sweep.record import TrialRecord
-from lsdseg.sweep.results import LookResult, Selection, SweepResults
 from lsdseg.sweep.report import build, study_figures, verification
+from lsdseg.sweep.results import LookResult, Selection, SweepResults
 from lsdseg.sweep.verify import decide
 
 pytestmark = pytest.mark.unit

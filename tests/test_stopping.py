@@ -4,8 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from ray.tune.experiment import Trial
-from ray.tune.schedulers import FIFOScheduler, TrialScheduler
-from ray.tune.schedulers import async_hyperband
+from ray.tune.schedulers import FIFOScheduler, TrialScheduler, async_hyperband
 
 from lsdseg.sweep.stopping import STRATEGIES, StopVerdict, make_scheduler, replay, winner_verdict
 

@@ -19,9 +19,10 @@ import signal
 import optuna
 import psutil
 import pytest
-from lsdseg.config_io import field_paths, load_config
 from mlflow.tracking import MlflowClient
 from sweeps import check_invariants, children_of, lsdseg, tiny, verified_difference, wait_for_metrics
+
+from lsdseg.config_io import field_paths, load_config
 
 pytestmark = pytest.mark.e2e
 

@@ -17,12 +17,13 @@ from typing import Any, Sequence
 
 import ray
 import torch
+from ray import tune
+
 from lsdseg import checkpoint as ckpt
 from lsdseg.objectives import Objective, oriented
 from lsdseg.sweep import population
 from lsdseg.sweep.schedule import run_schedule
 from lsdseg.train import EvalReport
-from ray import tune
 
 
 def result_metrics(ev: EvalReport, objective: Objective, iterations: int, recent: list[float]) -> dict[str, Any]:

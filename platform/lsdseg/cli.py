@@ -131,8 +131,8 @@ CONFIG_HELP = "YAML file of config sections, or a packaged config's name; repeat
 @one_line_errors
 def train(ctx: click.Context, config_paths: tuple[str, ...], resume: str | None, objective: str | None, smoke_test: bool) -> None:
     """Train one run; with no arguments, LSD-seg on the built-in benchmark with the small backbone."""
-    from lsdseg.data import protocol_classes  # heavy imports after argument checks
     from lsdseg.checkpoint import latest_checkpoint
+    from lsdseg.data import protocol_classes  # heavy imports after argument checks
     from lsdseg.train import run_training
 
     cfg = load_config(config_paths, (SMOKE if smoke_test else []) + _overrides(ctx) + ([f"--train.objective={objective}"] if objective else []))

@@ -20,8 +20,8 @@ from lsdseg import checkpoint
 from lsdseg.config import Config
 from lsdseg.data.base import DataError, read_rgb, to_tensors
 from lsdseg.data.labels import colorize, resize_ids
-from lsdseg.models import FCN8s, Generator
 from lsdseg.device import resolve_device
+from lsdseg.models import FCN8s, Generator
 
 OVERLAY_ALPHA = 0.5  # share of the label colour in an overlay: both the scene and the classes stay readable
 

@@ -1,8 +1,8 @@
 """What goes with every run for reproducibility: git sha, versions, host facts."""
 from __future__ import annotations
 
-import platform as host  # the standard library's, not this repo's source folder
 import os
+import platform as host  # the standard library's, not this repo's source folder
 import subprocess
 from pathlib import Path
 

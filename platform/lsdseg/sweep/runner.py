@@ -28,10 +28,10 @@ from lsdseg.sweep.finish import finish
 from lsdseg.sweep.layout import SweepLayout
 from lsdseg.sweep.results import SweepResults
 from lsdseg.sweep.settings import SweepSettings
-from lsdseg.sweep.state import Look, SweepState, read_state, write_state
-from lsdseg.sweep.verify import look_alpha
 from lsdseg.sweep.spaces import check_space, load_space
+from lsdseg.sweep.state import Look, SweepState, read_state, write_state
 from lsdseg.sweep.tracking import check_store, dataset_inputs, default_tracking_uri, end_unfinished, start_parent
+from lsdseg.sweep.verify import look_alpha
 from lsdseg.sweep.warmstart import inside, load_warm_start, seed_study
 
 

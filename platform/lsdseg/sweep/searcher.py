@@ -17,7 +17,7 @@ from typing import Any, Callable, Optional
 
 from optuna.trial import TrialState
 from ray.air.constants import TRAINING_ITERATION
-from ray.tune.search import ConcurrencyLimiter, SearchGenerator, Searcher
+from ray.tune.search import ConcurrencyLimiter, Searcher, SearchGenerator
 from ray.tune.search.optuna import OptunaSearch
 
 from lsdseg.sweep.race import Race, Run

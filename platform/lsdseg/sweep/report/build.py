@@ -13,9 +13,9 @@ from typing import Any, Optional
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from markupsafe import Markup
-from mlflow.entities import Metric
 from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
+from mlflow.entities import Metric
 from plotly import graph_objects as go
 
 from lsdseg.data.base import DataError
