@@ -102,7 +102,7 @@ def summary(series: list[dict], key: str) -> dict:
     from scipy import stats
 
     values = [e[key] for e in series]
-    jumps = [max(a / b, b / a) for a, b in zip(values, values[1:]) if a > 0 and b > 0]
+    jumps = [max(a / b, b / a) for a, b in zip(values, values[1:], strict=False) if a > 0 and b > 0]
     rho = stats.spearmanr([-v for v in values], [e["miou"] for e in series]).statistic  # lower DEV should mean higher mIoU
     return {"values": values, "largest_step_ratio": max(jumps), "spearman_with_miou": float(rho)}
 

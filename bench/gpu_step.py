@@ -144,7 +144,7 @@ def main() -> None:
         return
     torch.backends.cudnn.benchmark = True
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
-    peaks = dict(zip(("fp32", "tf32", "bf16"), args.peak_tflops)) if args.peak_tflops else next((v for k, v in PEAKS.items() if k in name), None)
+    peaks = dict(zip(("fp32", "tf32", "bf16"), args.peak_tflops, strict=False)) if args.peak_tflops else next((v for k, v in PEAKS.items() if k in name), None)
     runs, largest, flops = [], {}, {}
     for variant in args.variants:
         # Compiling is the slow part, so the compiled variant starts from the batch its eager twin fits

@@ -57,7 +57,8 @@ def main() -> None:
         opts = build_optimizers(nets, cfg.optim)
         x_t = batch_t["image"] if mode == "lsd" else None
         results[f"{mode}_steps_per_s"] = rate(
-            lambda: train_step(nets, opts, batch_s["image"], batch_s["label"], x_t, cfg.loss, nullcontext), args.steps, 3)
+            lambda nets=nets, opts=opts, x_t=x_t: train_step(nets, opts, batch_s["image"], batch_s["label"], x_t, cfg.loss, nullcontext),
+            args.steps, 3)
     for mode in ("lsd", "source_only"):
         results[f"{mode}_images_per_s"] = results[f"{mode}_steps_per_s"] * d.batch_size * (2 if mode == "lsd" else 1)
         results[f"loader_headroom_vs_{mode}"] = results["loader_batch_pairs_per_s"] / results[f"{mode}_steps_per_s"]

@@ -124,9 +124,9 @@ def table(draws: int = 2000, pick: int = 8) -> dict:
         within = [max(e["miou"] for e in ev) - max(ev, key=lambda e: _oriented(name, e["validators"][name]))["miou"]
                   for ev in ([e for e in r["evals"] if e["step"] <= 300] for r in runs)]
         ratios = [max(abs(a) / abs(b), abs(b) / abs(a)) for r in runs
-                  for a, b in zip([e["validators"][name] for e in r["evals"]], [e["validators"][name] for e in r["evals"]][1:]) if a and b]
+                  for a, b in zip([e["validators"][name] for e in r["evals"]], [e["validators"][name] for e in r["evals"]][1:], strict=False) if a and b]
         out["validators"][name] = {"run_spearman": _spearman(x, y), "run_low": low, "run_high": high, "config_spearman": per_config,
-                                   "evaluation_spearman": _spearman(*map(list, zip(*flat))), "regret_across": regret(name),
+                                   "evaluation_spearman": _spearman(*map(list, zip(*flat, strict=False))), "regret_across": regret(name),
                                    "regret_within": statistics.fmean(within), "step_ratio_median": statistics.median(ratios),
                                    "step_ratio_max": max(ratios)}
     return out

@@ -1,6 +1,8 @@
 """Config layering and validation: defaults < YAML < overrides; unknown keys and bad values are one-line errors."""
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 
 from lsdseg.config import Config
@@ -22,7 +24,7 @@ def test_round_trip_through_yaml(tmp_path):
 
 
 def test_config_is_frozen():
-    with pytest.raises(Exception):
+    with pytest.raises(dataclasses.FrozenInstanceError):
         Config().train.iterations = 5
 
 

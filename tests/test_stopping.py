@@ -136,5 +136,5 @@ def test_replay_matches_rays_hyperband_per_bracket(monkeypatch, seed):
     for key, verdict in verdicts.items():
         stops = [b[key] for b in per_bracket]
         assert verdict.stopped_at == next((x for x in stops if x is not None), None)
-        assert verdict.probability == pytest.approx(sum(w for w, x in zip(weights, stops) if x is not None))
+        assert verdict.probability == pytest.approx(sum(w for w, x in zip(weights, stops, strict=False) if x is not None))
     assert any(0 < v.probability < 1 for v in verdicts.values())

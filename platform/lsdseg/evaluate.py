@@ -54,7 +54,7 @@ def _scored(f: FCN8s, loader, device: torch.device, autocast, channels_last: boo
 
 def _add_confusion(conf: np.ndarray, scores: torch.Tensor, labels: Sequence[torch.Tensor], device: torch.device) -> None:
     pred = scores.argmax(1)
-    for p, label in zip(pred, labels):
+    for p, label in zip(pred, labels, strict=False):
         # the argmax brought to the label's own resolution, as the reference does (by pixel centres)
         conf += confusion_matrix(resize_ids(p[None], label.shape[-2:])[0], label.to(device), conf.shape[0])
 

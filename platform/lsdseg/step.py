@@ -67,7 +67,7 @@ def _both(fn: Callable, *pairs: tuple[torch.Tensor, torch.Tensor]) -> list[tuple
 def _reconstruct(g, feat_s: Features, feat_t: Features, size) -> tuple[torch.Tensor, torch.Tensor]:
     """G(F(x_s)), G(F(x_t)) in one call."""
     n = feat_s.fc7.shape[0]
-    fake = g(Features(*(torch.cat(p) for p in zip(feat_s, feat_t))), size)
+    fake = g(Features(*(torch.cat(p) for p in zip(feat_s, feat_t, strict=False))), size)
     return fake[:n], fake[n:]
 
 

@@ -204,10 +204,10 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
             losses = train_step(nets, opts, x_s, y_s, x_t, cfg.loss, autocast)
             values = torch.stack([v.float() for v in losses.values()]).cpu()  # one device sync per step
             if not bool(torch.isfinite(values).all()):
-                name, value = next((k, v) for k, v in zip(losses, values.tolist()) if not math.isfinite(v))
+                name, value = next((k, v) for k, v in zip(losses, values.tolist(), strict=False) if not math.isfinite(v))
                 status, message = "diverged", f"{name} became {value} at iteration {step}"
                 break
-            for k, v in zip(losses, values.tolist()):
+            for k, v in zip(losses, values.tolist(), strict=False):
                 sums[k] += v
             count += 1
             bar.update(1)

@@ -153,7 +153,7 @@ def load_vgg16(net: FCN8s, path: Path) -> None:
     vgg_convs = [k[: -len(".weight")] for k in (state if isinstance(state, dict) else {})
                  if isinstance(k, str) and k.startswith("features.") and k.endswith(".weight") and k.split(".")[1].isdigit()]
     vgg_convs.sort(key=lambda k: int(k.split(".")[1]))
-    targets = [(f"{k}.weight", f"{k}.bias", conv) for k, conv in zip(vgg_convs, trunk)]
+    targets = [(f"{k}.weight", f"{k}.bias", conv) for k, conv in zip(vgg_convs, trunk, strict=False)]
     targets += [("classifier.0.weight", "classifier.0.bias", net.fc[0]), ("classifier.3.weight", "classifier.3.bias", net.fc[3])]
     if len(vgg_convs) != len(trunk):
         raise PretrainedError(f"pretrained weights {path} do not fit VGG-16 (found {len(vgg_convs)} conv layers, need {len(trunk)}): {fix}")

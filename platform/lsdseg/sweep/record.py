@@ -103,8 +103,8 @@ def load_records(client: MlflowClient, experiment_id: str, parent_run_id: str, p
     for run in runs:
         tags = run.data.tags
 
-        def curve(key: str) -> Curve:
-            return tuple(sorted((m.step, m.value) for m in client.get_metric_history(run.info.run_id, key)))
+        def curve(key: str, run_id: str = run.info.run_id) -> Curve:
+            return tuple(sorted((m.step, m.value) for m in client.get_metric_history(run_id, key)))
 
         number = _int(tags.get("optuna_trial_number"))
         is_defaults = tags.get("defaults") == "true" or (number is not None and number == defaults_number)

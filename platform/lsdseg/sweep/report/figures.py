@@ -65,11 +65,11 @@ def curves(ranked: Sequence[TrialRecord], top: int = 5, objective: Objective = "
         return "Not shown: no trial reached an evaluation."
     fig, ax = plt.subplots(figsize=(7, 3.6))
     for t in shown:
-        steps, values = zip(*t.history)
+        steps, values = zip(*t.history, strict=False)
         own = None if objective == "target_miou" else f"{t.label} ({t.status})"  # else the score line carries the label
         line, = ax.plot(steps, [v * 100 for v in values], marker="o", markersize=3, linewidth=0.8, alpha=0.6, label=own)
         if t.scores and objective == "target_miou":
-            steps, values = zip(*t.scores)
+            steps, values = zip(*t.scores, strict=False)
             ax.plot(steps, [v * 100 for v in values], color=line.get_color(), linewidth=2.2, label=f"{t.label} ({t.status})")
     ax.set(xlabel="training iteration", ylabel="target mIoU (%)", title=f"mIoU and score of the top {len(shown)} trials")
     ax.legend(fontsize=8)

@@ -52,10 +52,10 @@ def figure(records: Sequence[TrialRecord]) -> Figure | str:
         return UNLABELLED
     fig, axes = plt.subplots(1, len(shown), figsize=(3.1 * len(shown), 3.0), sharey=True, squeeze=False)
     miou = {(r.run_id, step): v for r in records for step, v in r.history}
-    for ax, name in zip(axes[0], shown):
+    for ax, name in zip(axes[0], shown, strict=False):
         points = [(v, miou[(r.run_id, step)] * 100) for r in records for step, v in r.validators.get(name, ())
                   if (r.run_id, step) in miou and not math.isnan(v)]
-        ax.scatter(*zip(*points), s=9, alpha=0.6)
+        ax.scatter(*zip(*points, strict=False), s=9, alpha=0.6)
         ax.set(xlabel=f"{name} ({UNITS[name]})")
         ax.xaxis.label.set_fontsize(7)
         ax.grid(alpha=0.3)

@@ -61,8 +61,8 @@ def figure(results: SweepResults) -> Figure | str:
         return "Not shown: nothing was verified (the race kept the default weights, or verification was off)."
     objective = results.objective
     fig, axes = plt.subplots(1, len(looks), figsize=(3.2 * len(looks) + 1.5, 3.4), squeeze=False, sharey=True)
-    for ax, look in zip(axes[0], looks):
-        for i, seed in enumerate(look.seeds):
+    for ax, look in zip(axes[0], looks, strict=False):
+        for seed in look.seeds:
             pair = [shown(objective, look.defaults.get(seed, math.nan)), shown(objective, look.candidate.get(seed, math.nan))]
             ax.plot([0, 1], pair, "o-", alpha=0.7, label=f"seed {seed}")
         ax.set_xticks([0, 1], ["default weights", results.candidate_label])
