@@ -38,3 +38,14 @@ def tiny_cfg(tmp_path, cache_dir):
             tree.setdefault(section, {}).update(values)
         return with_overrides(tree)
     return make
+
+
+TIERS = ("unit", "e2e", "system")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Every test belongs to one tier (pyproject.toml's markers): `pytest -m unit` must not miss one, nor run
+    one that starts Ray or changes the machine."""
+    untiered = [item.nodeid for item in items if not any(item.get_closest_marker(t) for t in TIERS)]
+    if untiered:
+        raise pytest.UsageError(f"{len(untiered)} tests have no tier marker ({', '.join(TIERS)}), e.g. {untiered[0]}")

@@ -1,4 +1,6 @@
-"""The `lsdseg` command as a user runs it: smoke training, eval of its checkpoint, one-line errors."""
+"""The `lsdseg` command as a user runs it: smoke training, eval of its checkpoint, one-line errors, Ctrl-C.
+In process (click's CliRunner) where a process of its own proves nothing more; signals and loader workers
+get one (the e2e tier)."""
 from __future__ import annotations
 
 import os
@@ -10,14 +12,21 @@ import time
 
 import numpy as np
 import pytest
+from cli import invoke
 from PIL import Image
 
 
 def lsdseg(*args, cwd):
+    """In process (tests/cli.py); what needs a process of its own uses `lsdseg_process`."""
+    return invoke(*args, cwd=cwd)
+
+
+def lsdseg_process(*args, cwd):
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run([sys.executable, "-m", "lsdseg.cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.unit
 @pytest.mark.slow
 def test_smoke_train_then_eval(tmp_path, cache_dir):
     run = lsdseg("train", "--smoke-test", f"--data.cache_dir={cache_dir}", "--train.threads=1", cwd=tmp_path)
@@ -33,6 +42,7 @@ def test_smoke_train_then_eval(tmp_path, cache_dir):
     assert "checkpoint step 2" in ev.stdout and "road" in ev.stdout
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("args, message", [
     (["train", "--train.iterationz=5"], "unknown config key 'train.iterationz'"),
     (["train", "--loss.f_adv=lots"], "bad value for loss.f_adv"),
@@ -49,6 +59,7 @@ def test_bad_input_is_one_line_without_traceback(tmp_path, args, message):
     assert len(lines) == 1 and message in lines[0] and "Traceback" not in run.stderr
 
 
+@pytest.mark.unit
 def test_a_vgg16_without_pretrained_weights_says_so_before_it_starts(tmp_path):
     """Random VGG-16 weights are legal but far from the paper's ImageNet start: one line says so and how to
     give the file (here the run then stops at a missing dataset, which is checked next)."""
@@ -61,12 +72,14 @@ def test_a_vgg16_without_pretrained_weights_says_so_before_it_starts(tmp_path):
     assert "/no/such/cityscapes not found" in lines[1]
 
 
+@pytest.mark.unit
 def test_wrong_kind_of_checkpoint(tmp_path):
     (tmp_path / "other.pt").write_bytes(b"not a checkpoint")
     run = lsdseg("eval", "--checkpoint", "other.pt", cwd=tmp_path)
     assert run.returncode == 1 and "cannot be read" in run.stderr and len(run.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.unit
 def test_config_prints_every_key(tmp_path):
     run = lsdseg("config", "--loss.g_rec=0.5", cwd=tmp_path)
     assert run.returncode == 0 and "g_rec: 0.5" in run.stdout and "f_bias_lr_mult" in run.stdout
@@ -86,6 +99,7 @@ def _gta5_tree(root, label_for):
 GTA5_RUN = ["--train.iterations=4", "--train.eval_every=4", "--data.batch_size=2", "--data.crop_height=32", "--data.crop_width=64"]
 
 
+@pytest.mark.e2e
 def test_a_data_error_in_a_loader_worker_is_one_line(tmp_path):
     """With loader processes (the vgg16 config sets 4), a label whose header is fine but whose pixels are cut
     off is found in a worker, and torch wraps its traceback around the message: the user still gets one line."""
@@ -95,12 +109,13 @@ def test_a_data_error_in_a_loader_worker_is_one_line(tmp_path):
     _gta5_tree(root, lambda index: Image.fromarray(np.random.default_rng(index).integers(0, 34, (48, 96), np.uint8), "L"))
     label = root / "labels" / "00002.png"
     label.write_bytes(label.read_bytes()[: label.stat().st_size // 2])  # truncated: only decoding finds it
-    run = lsdseg("train", "--data.source.name=gta5", f"--data.source.root={root}", "--data.num_workers=2", *GTA5_RUN, cwd=tmp_path)
+    run = lsdseg_process("train", "--data.source.name=gta5", f"--data.source.root={root}", "--data.num_workers=2", *GTA5_RUN, cwd=tmp_path)
     errors = [line for line in run.stderr.splitlines() if line.startswith("Error")]
     assert run.returncode == 1 and "Traceback" not in run.stderr and len(errors) == 1
     assert "cannot read label" in errors[0] and "00002.png" in errors[0]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("bad, message", [
     (lambda index: Image.new("RGB" if index == 3 else "L", (96, 48), 7), "00003.png is a 'RGB' image"),  # a colour label
     (lambda index: Image.new("L", (96, 40) if index == 24000 else (96, 48), 7), "labels/24000.png is 96x40 but its image"),
@@ -116,12 +131,14 @@ def test_a_bad_label_anywhere_is_found_before_anything_starts(tmp_path, bad, mes
     assert not (tmp_path / "cache").exists() and not (tmp_path / "runs").exists()
 
 
+@pytest.mark.unit
 def test_a_train_that_cannot_start_leaves_no_run_folder(tmp_path):
     run = lsdseg("train", "--data.source.name=gta5", "--data.source.root=/no/such/gta", cwd=tmp_path)
     assert run.returncode == 1 and "/no/such/gta not found" in run.stderr
     assert not (tmp_path / "runs").exists()
 
 
+@pytest.mark.unit
 def test_smoke_test_yields_to_explicit_overrides_and_a_run_folder_resumes(tmp_path, cache_dir):
     run = lsdseg("train", "--smoke-test", f"--data.cache_dir={cache_dir}", "--train.iterations=4", "--train.out_dir=r",
                  "--train.keep_checkpoints=2", cwd=tmp_path)
@@ -133,6 +150,7 @@ def test_smoke_test_yields_to_explicit_overrides_and_a_run_folder_resumes(tmp_pa
     assert (tmp_path / "r" / "config-resumed-at-4.yaml").is_file()
 
 
+@pytest.mark.unit
 def test_eval_with_an_override_that_does_not_fit_the_checkpoint_is_one_line(tmp_path, cache_dir):
     run = lsdseg("train", "--smoke-test", f"--data.cache_dir={cache_dir}", "--train.out_dir=r", cwd=tmp_path)
     assert run.returncode == 0, run.stderr
@@ -162,6 +180,7 @@ def _ctrl_c(cwd, args, ready, timeout=120):
     return proc.returncode, [line for line in err.splitlines() if line.strip()][-1], err
 
 
+@pytest.mark.e2e
 def test_ctrl_c_while_the_benchmark_is_generated_keeps_nothing_and_says_so(tmp_path):
     cache = tmp_path / "cache"
     status, last, err = _ctrl_c(tmp_path, [f"--data.cache_dir={cache}", "--data.synthetic_size=2000"],
@@ -171,6 +190,7 @@ def test_ctrl_c_while_the_benchmark_is_generated_keeps_nothing_and_says_so(tmp_p
     assert not (tmp_path / "runs").exists() and [p for p in cache.iterdir() if p.is_dir() and not p.name.endswith(".tmp")] == []
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_ctrl_c_during_training_names_what_is_kept_and_the_resume_that_continues(tmp_path, cache_dir):
     out = tmp_path / "run"
@@ -180,11 +200,12 @@ def test_ctrl_c_during_training_names_what_is_kept_and_the_resume_that_continues
     found = re.fullmatch(r"interrupted at iteration (\d+): the checkpoint of iteration (\d+) is kept; "
                          r"continue with the same command and --resume (.+)", last)
     assert found and found.group(3) == str(out) and int(found.group(1)) >= int(found.group(2)) >= 2
-    resumed = lsdseg("train", *args, f"--train.iterations={int(found.group(2)) + 2}", "--resume", str(out), cwd=tmp_path)
+    resumed = lsdseg_process("train", *args, f"--train.iterations={int(found.group(2)) + 2}", "--resume", str(out), cwd=tmp_path)
     assert resumed.returncode == 0, resumed.stderr[-2000:]
     assert f"run folder: {out}" in resumed.stdout
 
 
+@pytest.mark.e2e
 @pytest.mark.slow
 def test_ctrl_c_before_the_first_checkpoint_leaves_no_run_folder(tmp_path, cache_dir):
     out = tmp_path / "run"

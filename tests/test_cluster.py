@@ -15,7 +15,7 @@ from localcluster import LocalCluster, MLflowServer
 from mlflow.tracking import MlflowClient
 from sweeps import check_invariants, lsdseg, tiny
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,8 @@ import yaml
 from ray.autoscaler._private.aws.config import _create_default_inbound_rules
 from ray.autoscaler._private.util import prepare_config, validate_config
 
+pytestmark = pytest.mark.unit
+
 ROOT = Path(__file__).resolve().parents[1]
 AWS, ONPREM = ROOT / "ray_cluster.yaml", ROOT / "cluster" / "onprem" / "cluster.yaml"
 SHARED = ("setup_commands", "head_start_ray_commands", "worker_start_ray_commands", "rsync_filter", "file_mounts_sync_continuously")

@@ -8,6 +8,8 @@ import pytest
 from lsdseg.config import Config
 from lsdseg.config_io import ConfigError, dump_config, field_paths, load_config
 
+pytestmark = pytest.mark.unit
+
 
 def test_layers_apply_in_order(tmp_path):
     path = tmp_path / "c.yaml"

@@ -17,6 +17,8 @@ from lsdseg.data import cityscapes, gta5, synthetic, synthia
 from lsdseg.data.base import DataError, RandomCrop, SegmentationDataset, check_pairs
 from lsdseg.data.labels import IGNORE
 
+pytestmark = pytest.mark.unit
+
 CROP_H, CROP_W = 16, 32
 
 

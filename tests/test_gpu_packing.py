@@ -10,7 +10,7 @@ from localcluster import LocalCluster
 from mlflow.tracking import MlflowClient
 from sweeps import children_of, lsdseg, tiny
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def most_at_once(intervals: list[tuple[int, int]]) -> int:

@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.e2e
+
 
 def test_method_imports_no_platform_library():
     code = ("import sys, lsdseg.train, lsdseg.evaluate, lsdseg.cli, lsdseg.data, lsdseg.models, lsdseg.losses, lsdseg.metrics;"

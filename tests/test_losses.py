@@ -3,10 +3,13 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
 from lsdseg.losses import domain_ce, labels_for_d, pixel_ce, reconstruction_l1
 from lsdseg.models import DomainLabel
+
+pytestmark = pytest.mark.unit
 
 
 def test_pixel_ce_is_a_mean_over_labelled_pixels():

@@ -10,6 +10,8 @@ import torch
 from lsdseg.data.labels import PROTOCOLS
 from lsdseg.metrics import confusion_matrix, iou
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("kind", [np.asarray, torch.as_tensor])
 def test_known_values(kind):

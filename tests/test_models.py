@@ -9,6 +9,8 @@ from lsdseg.config import ModelConfig
 from lsdseg.models import PretrainedError, build_nets
 from lsdseg.models.fcn8s import vgg16_fcn8s
 
+pytestmark = pytest.mark.unit
+
 
 @pytest.mark.parametrize("size", [(32, 64), (40, 72), (47, 101)])
 def test_small_nets_keep_the_input_size(size):

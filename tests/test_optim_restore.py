@@ -13,6 +13,8 @@ from lsdseg.models import build_nets
 from lsdseg.optim import apply_hparams, build_optimizers
 from lsdseg.train import run_training
 
+pytestmark = pytest.mark.unit
+
 NEW = {"f_lr": 3e-3, "f_lr_decay": 0.5, "f_lr_decay_every": 1, "f_bias_lr_mult": 3.0, "f_beta1": 0.8,
        "g_lr": 7e-4, "g_beta1": 0.5, "d_lr": 9e-4, "d_beta1": 0.6}
 

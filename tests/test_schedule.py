@@ -12,6 +12,8 @@ from lsdseg.checkpoint import latest_checkpoint
 from lsdseg.config_io import to_dict
 from lsdseg.sweep.schedule import LINEAGE, read_lineage, run_schedule
 
+pytestmark = pytest.mark.unit
+
 FIRST = {"optim.g_lr": 1e-4, "loss.g_adv": 0.1}
 LATER = {"optim.g_lr": 7e-4, "loss.g_adv": 0.4}
 

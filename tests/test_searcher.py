@@ -7,6 +7,8 @@ from optuna.trial import TrialState
 
 from lsdseg.sweep.searcher import HonestOptunaSearch, trial_outcome
 
+pytestmark = pytest.mark.unit
+
 
 def _space(trial):
     trial.suggest_float("loss.f_adv", 0.01, 1.0, log=True)

@@ -8,6 +8,8 @@ from lsdseg.config import Config
 from lsdseg.config_io import field_paths, to_dict
 from lsdseg.sweep.spaces import SpaceError, check_space, load_space
 
+pytestmark = pytest.mark.unit
+
 BASE = to_dict(Config())
 
 

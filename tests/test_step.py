@@ -11,6 +11,8 @@ from lsdseg.models import build_nets
 from lsdseg.optim import build_optimizers
 from lsdseg.step import d_update, f_update, forward, g_update, train_step
 
+pytestmark = pytest.mark.unit
+
 
 def _setup(adapt=True):
     torch.manual_seed(0)

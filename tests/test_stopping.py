@@ -8,6 +8,8 @@ from ray.tune.schedulers import FIFOScheduler, TrialScheduler, async_hyperband
 
 from lsdseg.sweep.stopping import STRATEGIES, StopVerdict, make_scheduler, replay, winner_verdict
 
+pytestmark = pytest.mark.unit
+
 # rf 3 from grace 2 to max_t 18: rungs at 2, 6 and 18 (ASHA); HyperBand's brackets start at 2, 6 and 18
 RULE = {"max_t": 18, "grace_period": 2, "reduction_factor": 3}
 STEPS = range(2, 19, 2)

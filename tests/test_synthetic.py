@@ -7,6 +7,8 @@ import pytest
 from lsdseg.data.base import DataError, RandomCrop
 from lsdseg.data.synthetic import CLASSES, SPLITS, ensure_benchmark, read_label, render, samples, train_transform
 
+pytestmark = pytest.mark.unit
+
 SIZE = 8
 
 

@@ -16,6 +16,7 @@ def _losses(out_dir):
     return [json.loads(line)["losses"] for line in open(f"{out_dir}/metrics.jsonl")]
 
 
+@pytest.mark.unit
 @pytest.mark.slow
 def test_resumed_run_continues_exactly(tiny_cfg, tmp_path):
     straight = tiny_cfg(train={"out_dir": str(tmp_path / "straight")})
@@ -38,6 +39,7 @@ def test_resumed_run_continues_exactly(tiny_cfg, tmp_path):
     assert "git_sha" in json.loads((run / "run-resumed-at-2.json").read_text())
 
 
+@pytest.mark.unit
 def test_how_often_a_run_evaluates_does_not_change_its_training(tiny_cfg, tmp_path):
     """Evaluation draws no training randomness: the weights after 4 iterations are the same whether the run
     evaluated at 2 and 4 or at 4 only (a loader drawing from torch's global RNG broke this)."""
@@ -49,6 +51,7 @@ def test_how_often_a_run_evaluates_does_not_change_its_training(tiny_cfg, tmp_pa
     assert all(torch.equal(a[n][k], b[n][k]) for n in a for k in a[n])
 
 
+@pytest.mark.unit
 def test_reports_each_evaluation_with_a_checkpoint(tiny_cfg):
     reports = []
     result = run_training(tiny_cfg(), report=reports.append)
@@ -61,6 +64,7 @@ def test_reports_each_evaluation_with_a_checkpoint(tiny_cfg):
     assert state["config"]["train"]["seed"] == 0
 
 
+@pytest.mark.unit
 def test_nan_loss_ends_the_run_as_diverged(tiny_cfg):
     result = run_training(tiny_cfg(faults={"explode_at": 3}))
     assert result.status == "diverged" and result.step == 3
@@ -68,6 +72,7 @@ def test_nan_loss_ends_the_run_as_diverged(tiny_cfg):
     assert [h.step for h in result.history] == [2]
 
 
+@pytest.mark.unit
 @pytest.mark.parametrize("mode, nets", [("source_only", {"f"}), ("target_oracle", {"f"})])
 def test_supervised_modes_share_the_code_path(tiny_cfg, mode, nets):
     result = run_training(tiny_cfg(train={"mode": mode}))
@@ -75,6 +80,7 @@ def test_supervised_modes_share_the_code_path(tiny_cfg, mode, nets):
     assert set(checkpoint.load(result.history[-1].checkpoint)["nets"]) == nets
 
 
+@pytest.mark.unit
 def test_target_labels_never_enter_lsd_training(tiny_cfg, monkeypatch):
     cfg = tiny_cfg()
     read = synthetic.read_label
@@ -89,6 +95,7 @@ def test_target_labels_never_enter_lsd_training(tiny_cfg, monkeypatch):
     assert run_training(cfg).status == "completed"
 
 
+@pytest.mark.unit
 def test_refuses_to_overwrite_a_finished_run(tiny_cfg):
     cfg = tiny_cfg(train={"iterations": 2})
     run_training(cfg)
@@ -96,6 +103,7 @@ def test_refuses_to_overwrite_a_finished_run(tiny_cfg):
         run_training(cfg)
 
 
+@pytest.mark.unit
 def test_resume_with_another_model_is_refused(tiny_cfg, tmp_path):
     first = run_training(tiny_cfg(train={"iterations": 2}))
     other = tiny_cfg(model={"g_width": 8}, train={"out_dir": str(tmp_path / "other")})
@@ -103,6 +111,7 @@ def test_resume_with_another_model_is_refused(tiny_cfg, tmp_path):
         run_training(other, resume=first.history[-1].checkpoint)
 
 
+@pytest.mark.unit
 def test_resume_on_other_data_is_refused_but_a_moved_dataset_is_not(tiny_cfg, tmp_path):
     from dataclasses import replace
 
@@ -117,6 +126,7 @@ def test_resume_on_other_data_is_refused_but_a_moved_dataset_is_not(tiny_cfg, tm
     assert run_training(moved, resume=checkpoint).step == 4
 
 
+@pytest.mark.unit
 def test_a_checkpoint_with_flipped_bytes_is_refused(tiny_cfg, tmp_path):
     """One bit flipped inside the largest tensor's bytes: torch still loads the file, the digest does not match."""
     import struct
@@ -135,6 +145,7 @@ def test_a_checkpoint_with_flipped_bytes_is_refused(tiny_cfg, tmp_path):
         checkpoint.load(path)
 
 
+@pytest.mark.e2e  # torch.compile's inductor builds C++ kernels: minutes on 2 cores
 @pytest.mark.slow
 def test_a_compiled_run_trains_as_the_eager_one_and_writes_plain_checkpoints(tiny_cfg, tmp_path):
     """train.compile (torch.compile of F, G and D, here with inductor on the CPU): the same losses up to

@@ -16,6 +16,8 @@ from lsdseg.models import build_nets
 from lsdseg.objectives import VALIDATORS
 from lsdseg.train import run_training
 
+pytestmark = pytest.mark.unit
+
 C = 4
 
 
