@@ -144,13 +144,15 @@ def main() -> None:
         return
     torch.backends.cudnn.benchmark = True
     name = torch.cuda.get_device_name() if device.type == "cuda" else "cpu"
-    peaks = dict(zip(("fp32", "tf32", "bf16"), args.peak_tflops, strict=False)) if args.peak_tflops else next((v for k, v in PEAKS.items() if k in name), None)
+    peaks = (dict(zip(("fp32", "tf32", "bf16"), args.peak_tflops, strict=False)) if args.peak_tflops
+             else next((v for k, v in PEAKS.items() if k in name), None))
     runs, largest, flops = [], {}, {}
     for variant in args.variants:
         # Compiling is the slow part, so the compiled variant starts from the batch its eager twin fits
         # (compiled graphs keep fewer activations), or from --max-batch alone, and halves it on running out of memory.
         twin = EAGER_TWIN.get(variant)
-        largest[variant] = largest.get(twin, args.max_batch) if twin else largest_batch(device, variant, args.height, args.width, args.max_batch)
+        largest[variant] = (largest.get(twin, args.max_batch) if twin
+                            else largest_batch(device, variant, args.height, args.width, args.max_batch))
         for batch in sorted({1, largest[variant]}):
             run = measure_fitting(device, variant, batch, args.height, args.width, args.steps)
             flops.setdefault(run["batch"], run["tflop_per_step"])

@@ -214,9 +214,11 @@ def main() -> None:
         return
     rows = read_table()
     if args.extend is not None:
-        missing = [c for c in EXTEND if c in cells(rows, 300) and not (_out(*c) / "checkpoints").is_dir() and c not in cells(rows, args.extend)]
+        missing = [c for c in EXTEND
+                   if c in cells(rows, 300) and not (_out(*c) / "checkpoints").is_dir() and c not in cells(rows, args.extend)]
         if missing:
-            parser.error(f"--extend continues each cell from its own 300-iteration checkpoint; none in {_out(*missing[0])}: record it again first")
+            parser.error("--extend continues each cell from its own 300-iteration checkpoint; "
+                         f"none in {_out(*missing[0])}: record it again first")
     record(list(plan(rows, args.configs, args.seeds, args.extend)), args.workers)
     print(listing())
 

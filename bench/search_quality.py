@@ -107,7 +107,8 @@ def main() -> None:
         item |= {"fresh_seeds": seeds, "defaults_fresh": defaults}
         for role in ("shipped", "candidate"):
             params = item["params"] if role == "shipped" else (item["candidate"] or {}).get("params")
-            if params is None or (role == "shipped" and item["shipped"] == "defaults") or (role == "candidate" and item["shipped"] == "candidate"):
+            if (params is None or (role == "shipped" and item["shipped"] == "defaults")
+                    or (role == "candidate" and item["shipped"] == "candidate")):
                 continue
             scores = retrain(params, seeds, work / role, iterations, smoothing, args.concurrency)
             item |= {f"{role}_fresh": scores, f"{role}_versus_defaults": vars(paired(scores, defaults))}
@@ -120,7 +121,8 @@ def main() -> None:
         for role in ("shipped", "candidate"):
             if f"{role}_versus_defaults" in r:
                 v = r[f"{role}_versus_defaults"]
-                print(f"  {role}: {v['mean'] * 100:+.1f} [{v['low'] * 100:+.1f}, {v['high'] * 100:+.1f}] against the defaults on the fresh seeds")
+                print(f"  {role}: {v['mean'] * 100:+.1f} [{v['low'] * 100:+.1f}, {v['high'] * 100:+.1f}] "
+                      "against the defaults on the fresh seeds")
 
 
 if __name__ == "__main__":

@@ -67,7 +67,8 @@ def main() -> None:
     print(f"\n{'what':<28} {'per second':>12}")
     print(f"{'loader (source+target batch)':<28} {results['loader_batch_pairs_per_s']:12.1f}")
     for mode in ("lsd", "source_only"):
-        print(f"{mode + ' train step':<28} {results[f'{mode}_steps_per_s']:12.2f}   loader headroom x{results[f'loader_headroom_vs_{mode}']:.0f}")
+        print(f"{mode + ' train step':<28} {results[f'{mode}_steps_per_s']:12.2f}   "
+              f"loader headroom x{results[f'loader_headroom_vs_{mode}']:.0f}")
 
 
 if __name__ == "__main__":

@@ -124,7 +124,8 @@ def table(draws: int = 2000, pick: int = 8) -> dict:
         within = [max(e["miou"] for e in ev) - max(ev, key=lambda e: _oriented(name, e["validators"][name]))["miou"]
                   for ev in ([e for e in r["evals"] if e["step"] <= 300] for r in runs)]
         ratios = [max(abs(a) / abs(b), abs(b) / abs(a)) for r in runs
-                  for a, b in zip([e["validators"][name] for e in r["evals"]], [e["validators"][name] for e in r["evals"]][1:], strict=False) if a and b]
+                  for a, b in zip([e["validators"][name] for e in r["evals"]],
+                                  [e["validators"][name] for e in r["evals"]][1:], strict=False) if a and b]
         out["validators"][name] = {"run_spearman": _spearman(x, y), "run_low": low, "run_high": high, "config_spearman": per_config,
                                    "evaluation_spearman": _spearman(*map(list, zip(*flat, strict=False))), "regret_across": regret(name),
                                    "regret_within": statistics.fmean(within), "step_ratio_median": statistics.median(ratios),
@@ -154,12 +155,14 @@ def main() -> None:
               f"{statistics.median(c['validate_s']):.2f} s with every validator (x{c['ratio']:.2f})")
     if args.table:
         t = report["table"]
-        print(f"{t['configurations']} configurations x {len(SEEDS)} seeds; choosing 1 of {t['pick_from']} on one seed, regret in mIoU points: "
+        print(f"{t['configurations']} configurations x {len(SEEDS)} seeds; choosing 1 of {t['pick_from']} on one seed, "
+              "regret in mIoU points: "
               f"random {t['regret_random'] * 100:.1f}, target mIoU itself {t['regret_target_miou_one_seed'] * 100:.1f}")
         print(f"{'validator':<12} {'per run [95 %]':<22} {'per config':>10} {'per eval':>8} {'regret':>7} {'within':>7} {'step x':>7}")
         for name, v in t["validators"].items():
             print(f"{name:<12} {v['run_spearman']:+.2f} [{v['run_low']:+.2f}, {v['run_high']:+.2f}]     {v['config_spearman']:+10.2f} "
-                  f"{v['evaluation_spearman']:+8.2f} {v['regret_across'] * 100:7.1f} {v['regret_within'] * 100:7.1f} {v['step_ratio_median']:7.2f}")
+                  f"{v['evaluation_spearman']:+8.2f} {v['regret_across'] * 100:7.1f} {v['regret_within'] * 100:7.1f} "
+                  f"{v['step_ratio_median']:7.2f}")
 
 
 if __name__ == "__main__":

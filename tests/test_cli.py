@@ -186,7 +186,8 @@ def test_ctrl_c_while_the_benchmark_is_generated_keeps_nothing_and_says_so(tmp_p
     status, last, err = _ctrl_c(tmp_path, [f"--data.cache_dir={cache}", "--data.synthetic_size=2000"],
                                 lambda: any(cache.glob("*.tmp/*/*.png")))
     assert status == 130 and "Traceback" not in err
-    assert last == "interrupted before anything started: nothing was kept (the built-in benchmark is written whole or not at all); run the command again"
+    assert last == ("interrupted before anything started: nothing was kept (the built-in benchmark is written whole or not at all); "
+                    "run the command again")
     assert not (tmp_path / "runs").exists() and [p for p in cache.iterdir() if p.is_dir() and not p.name.endswith(".tmp")] == []
 
 

@@ -14,7 +14,8 @@ pytestmark = [pytest.mark.slow, pytest.mark.e2e]
 
 
 def most_at_once(intervals: list[tuple[int, int]]) -> int:
-    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])  # an end sorts before a start at the same ms
+    # an end sorts before a start at the same ms
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals])
     running = most = 0
     for _, change in events:
         running += change

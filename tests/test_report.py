@@ -43,7 +43,8 @@ def sweep(tmp_path_factory, cache_dir):
     The space has a conditional parameter."""
     cwd = tmp_path_factory.mktemp("report")
     (cwd / "space.py").write_text(SPACE)
-    small = [arg for arg in tiny(cache_dir, iterations=8, eval_every=4) if not arg.startswith("--model.")]  # tinier nets all predict one class
+    # tinier nets all predict one class
+    small = [arg for arg in tiny(cache_dir, iterations=8, eval_every=4) if not arg.startswith("--model.")]
     run = lsdseg("sweep", "--name", "r1", "--space", "space.py", "--optim.f_lr=1e-9", "--num-samples", "4", "--selection-seeds", "2",
                  "--race-runs", "2", "--verify-seeds", "2", "--alpha", "0.25", "--references", "--objective", "entropy", *small, cwd=cwd)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]

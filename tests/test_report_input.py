@@ -75,7 +75,8 @@ def test_per_class_figure_names_the_classes_in_label_order():
 
 
 @pytest.mark.parametrize("content", ["", "{not json", '{"settings": {}}', "[]"])
-@pytest.mark.parametrize("command", [["sweep", "--resume", "sweeps/c1"], ["report", "sweeps/c1"], ["export", "sweeps/c1", "--out", "x.yaml"]])
+@pytest.mark.parametrize("command", [["sweep", "--resume", "sweeps/c1"], ["report", "sweeps/c1"],
+                                     ["export", "sweeps/c1", "--out", "x.yaml"]])
 def test_a_corrupt_sweep_json_is_one_line(tmp_path, content, command):
     (tmp_path / "sweeps" / "c1").mkdir(parents=True)
     (tmp_path / "sweeps" / "c1" / "sweep.json").write_text(content)

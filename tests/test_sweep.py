@@ -62,7 +62,8 @@ def test_a_candidate_that_wins_on_held_out_seeds_is_shipped_with_figures_from_th
     for logged in (parent, client.get_run(trial.info.run_id)):
         inputs = {i.tags[0].value: i.dataset for i in logged.inputs.dataset_inputs}
         assert set(inputs) == {"source", "source_val", "target", "target_val", "target_test"}
-        assert inputs["target_val"].name == "synthetic/target_val" and inputs["target_val"].digest == state["data"]["target_val"]["digest"][:36]
+        assert (inputs["target_val"].name == "synthetic/target_val"
+                and inputs["target_val"].digest == state["data"]["target_val"]["digest"][:36])
     # the first screen is the product's: the libraries' start-up chatter is in the sweep's log
     for noise in ("Creating initial MLflow database tables", "Token authentication", "TensorBoard", "Configuration for experiment"):
         assert noise not in run.stdout + run.stderr and noise in (folder / "sweep.log").read_text()
@@ -100,10 +101,12 @@ def test_more_seeds_adds_a_look_judged_on_its_own_and_changes_nothing_recorded(u
     uri = f"sqlite:///{cwd}/mlflow.db"
     state = json.loads((folder / "sweep.json").read_text())
     client = MlflowClient(uri)
-    before = {r.info.run_id: (r.data.metrics, r.data.tags["seed"]) for r in children_of(client, state["parent_run_id"], state["experiment_id"])}
+    before = {r.info.run_id: (r.data.metrics, r.data.tags["seed"])
+              for r in children_of(client, state["parent_run_id"], state["experiment_id"])}
     more = lsdseg("sweep", "--resume", str(folder), "--more-seeds", "2", cwd=cwd)
     assert more.returncode == 0, more.stdout[-3000:] + more.stderr[-3000:]
-    after = {r.info.run_id: (r.data.metrics, r.data.tags["seed"]) for r in children_of(client, state["parent_run_id"], state["experiment_id"])}
+    after = {r.info.run_id: (r.data.metrics, r.data.tags["seed"])
+             for r in children_of(client, state["parent_run_id"], state["experiment_id"])}
     assert {k: after[k] for k in before} == before and len(after) == len(before) + 4
     looks = json.loads((folder / "sweep.json").read_text())["looks"]
     assert [look["seeds"] for look in looks] == [[1000, 1001], [1002, 1003]] and looks[1]["alpha"] == pytest.approx(0.0005)
@@ -238,7 +241,8 @@ def test_warm_start_copies_finished_trials_and_refuses_another_space(interrupted
     assert refused.returncode == 1 and len(refused.stderr.strip().splitlines()) == 1 and "does not fit this search space" in refused.stderr
     assert not (cwd / "sweeps" / "w0").exists()
 
-    run = lsdseg("sweep", "--name", "w1", "--warm-start", "i1", "--num-samples", "2", "--verify-seeds", "0", *tiny(cache_dir, 24, 4), cwd=cwd)
+    run = lsdseg("sweep", "--name", "w1", "--warm-start", "i1", "--num-samples", "2", "--verify-seeds", "0", *tiny(cache_dir, 24, 4),
+                 cwd=cwd)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     second = optuna.load_study(study_name="w1", storage=f"sqlite:///{cwd}/sweeps/w1/optuna.db")
     copied = [t for t in first.trials if t.state in (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)]

@@ -57,7 +57,8 @@ def test_reports_each_evaluation_with_a_checkpoint(tiny_cfg):
     result = run_training(tiny_cfg(), report=reports.append)
     assert [r.step for r in reports] == [2, 4] and result.status == "completed"
     last = reports[-1]
-    assert 0.0 <= last.miou <= 1.0 and set(last.per_class_iou) == {"road", "sidewalk", "building", "pole", "vegetation", "sky", "person", "car"}
+    assert 0.0 <= last.miou <= 1.0 and set(last.per_class_iou) == {"road", "sidewalk", "building", "pole", "vegetation", "sky",
+                                                                   "person", "car"}
     assert {"loss_d", "loss_g", "loss_f", "loss_f_src_seg"} <= set(last.losses)
     state = checkpoint.load(last.checkpoint)
     assert state["step"] == 4 and set(state["nets"]) == {"f", "g", "d"} and set(state["optims"]) == {"f", "g", "d"}

@@ -15,7 +15,8 @@ pytestmark = pytest.mark.unit
 def run(number: int, mious: list[float], validators: dict[str, list[float]]) -> TrialRecord:
     steps = range(10, 10 * len(mious) + 1, 10)
     return TrialRecord(run_id=f"r{number}", ray_trial_id=f"t{number}", phase="search", number=number, seed=0,
-                       status="completed", params={}, history=tuple(zip(steps, mious, strict=False)), scores=tuple(zip(steps, mious, strict=False)),
+                       status="completed", params={}, history=tuple(zip(steps, mious, strict=False)),
+                       scores=tuple(zip(steps, mious, strict=False)),
                        validators={k: tuple(zip(steps, v, strict=False)) for k, v in validators.items()})
 
 

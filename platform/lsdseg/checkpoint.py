@@ -67,7 +67,8 @@ def load(path: Path | str) -> dict[str, Any]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as err:  # any unreadable or unsafe pickle: one line, not a traceback
-        raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}): pass a .pt file written by `lsdseg train`") from None
+        raise CheckpointError(f"checkpoint {path} cannot be read ({type(err).__name__}): "
+                              "pass a .pt file written by `lsdseg train`") from None
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not an lsdseg checkpoint: pass a .pt file written by `lsdseg train`")
     if DIGEST in state and state[DIGEST] != _digest(state):  # checkpoints written before digests load unchecked

@@ -135,7 +135,8 @@ def train(ctx: click.Context, config_paths: tuple[str, ...], resume: str | None,
     from lsdseg.data import protocol_classes  # heavy imports after argument checks
     from lsdseg.train import run_training
 
-    cfg = load_config(config_paths, (SMOKE if smoke_test else []) + _overrides(ctx) + ([f"--train.objective={objective}"] if objective else []))
+    cfg = load_config(config_paths,
+                      (SMOKE if smoke_test else []) + _overrides(ctx) + ([f"--train.objective={objective}"] if objective else []))
     if resume is not None and Path(resume).is_dir():  # a run folder: its latest checkpoint, and the run goes on in it
         folder, resume = Path(resume), latest_checkpoint(resume)
         if resume is None:
@@ -158,7 +159,8 @@ def train(ctx: click.Context, config_paths: tuple[str, ...], resume: str | None,
     if chosen is not None:
         selected = f"selected by {cfg.train.objective} ({chosen.objective:.4g}): iteration {chosen.step}"
         if cfg.data.target_labels:
-            selected += f", {classes} {chosen.miou * 100:.1f}; best seen {result.best_miou * 100:.1f} (an oracle figure: picked on target labels)"
+            selected += (f", {classes} {chosen.miou * 100:.1f}; best seen {result.best_miou * 100:.1f} "
+                         "(an oracle figure: picked on target labels)")
         click.echo(f"{selected}\nselected checkpoint: {Path(result.out_dir) / 'checkpoints' / 'selected' / 'checkpoint.pt'}")
     click.echo(f"run folder: {result.out_dir}")
     if result.status != "completed":
@@ -171,21 +173,29 @@ def _choices(field: str) -> list[str]:
 
 @main.command(context_settings=EXTRA)
 @click.option("--config", "config_paths", multiple=True, help=CONFIG_HELP + " Applied after configs/sweep.yaml.")
-@click.option("--space", default=_default("space"), show_default=True, help="Search space: full, loss_weights, learning_rates, or a .py file.")
+@click.option("--space", default=_default("space"), show_default=True,
+              help="Search space: full, loss_weights, learning_rates, or a .py file.")
 @click.option("--objective", type=click.Choice(typing.get_args(Objective)), default=None,
               help="What the search, early stopping, confirmation and checkpoints select by (train.objective; default target_miou).")
-@click.option("--num-samples", type=int, default=_default("num_samples"), show_default=True, help="Search trials (with --resume: raise the budget).")
-@click.option("--concurrency", "max_concurrent", type=int, default=_default("max_concurrent"), show_default=True, help="Trials running at once.")
+@click.option("--num-samples", type=int, default=_default("num_samples"), show_default=True,
+              help="Search trials (with --resume: raise the budget).")
+@click.option("--concurrency", "max_concurrent", type=int, default=_default("max_concurrent"), show_default=True,
+              help="Trials running at once.")
 @click.option("--time-budget", "time_budget_s", type=float, default=None, help="Seconds after which the search stops.")
 @click.option("--cpus-per-trial", type=float, default=_default("cpus_per_trial"), show_default=True)
 @click.option("--gpus-per-trial", type=float, default=_default("gpus_per_trial"), show_default=True, help="Fractions pack trials on a GPU.")
 @click.option("--searcher", type=click.Choice(_choices("searcher")), default=_default("searcher"), show_default=True)
 @click.option("--scheduler", type=click.Choice(_choices("scheduler")), default=_default("scheduler"), show_default=True,
-              help="Early stopping: asha, hyperband (3 brackets), asha_patient (twice the grace), none; or pbt (Population Based Training).")
-@click.option("--grace-period", type=int, default=_default("grace_period"), show_default=True, help="Iterations before a trial may be stopped.")
-@click.option("--reduction-factor", type=float, default=_default("reduction_factor"), show_default=True, help="Keep the top 1/N at each rung.")
-@click.option("--pbt-interval", type=int, default=_default("pbt_interval"), show_default=True, help="PBT: iterations between exploit/explore steps.")
-@click.option("--smoothing", type=int, default=_default("smoothing"), show_default=True, help="Score = mean target mIoU of the last N evaluations.")
+              help="Early stopping: asha, hyperband (3 brackets), asha_patient (twice the grace), none; "
+                   "or pbt (Population Based Training).")
+@click.option("--grace-period", type=int, default=_default("grace_period"), show_default=True,
+              help="Iterations before a trial may be stopped.")
+@click.option("--reduction-factor", type=float, default=_default("reduction_factor"), show_default=True,
+              help="Keep the top 1/N at each rung.")
+@click.option("--pbt-interval", type=int, default=_default("pbt_interval"), show_default=True,
+              help="PBT: iterations between exploit/explore steps.")
+@click.option("--smoothing", type=int, default=_default("smoothing"), show_default=True,
+              help="Score = mean target mIoU of the last N evaluations.")
 @click.option("--selection-seeds", type=int, default=_default("selection_seeds"), show_default=True,
               help="Seeds a configuration may race on, the search's own first.")
 @click.option("--race-runs", type=int, default=_default("race_runs"), show_default=True, help="Runs the race may spend after the search.")
@@ -194,19 +204,23 @@ def _choices(field: str) -> list[str]:
 @click.option("--verify-iterations", type=int, default=None, help="Length of the verification runs (default: the search's).")
 @click.option("--alpha", type=float, default=_default("alpha"), show_default=True,
               help="Ship the candidate only if its one-sided lower bound at this level on the verified difference ...")
-@click.option("--margin", type=float, default=_default("margin"), show_default=True, help="... is above this many points (objective units).")
+@click.option("--margin", type=float, default=_default("margin"), show_default=True,
+              help="... is above this many points (objective units).")
 @click.option("--min-effect", type=float, default=_default("min_effect"), show_default=True,
               help="The difference (objective units) the power advice is about.")
 @click.option("--warm-start", multiple=True, help="A finished sweep (folder or name) whose trials seed this study; repeatable.")
-@click.option("--references/--no-references", default=_default("references"), show_default=True, help="Also run source-only on the base config.")
-@click.option("--max-failures", type=int, default=_default("max_failures"), show_default=True, help="Retries of a crashed trial, from its checkpoint.")
+@click.option("--references/--no-references", default=_default("references"), show_default=True,
+              help="Also run source-only on the base config.")
+@click.option("--max-failures", type=int, default=_default("max_failures"), show_default=True,
+              help="Retries of a crashed trial, from its checkpoint.")
 @click.option("--seed", "sampler_seed", type=int, default=_default("sampler_seed"), show_default=True, help="Sampler seed.")
 @click.option("--name", default=None, help="Sweep name (default: sweep-<time>); its folder is sweeps/<name>.")
 @click.option("--root", default=_default("root"), show_default=True, help="Folder that holds sweep folders.")
 @click.option("--experiment", default=_default("experiment"), show_default=True, help="MLflow experiment.")
 @click.option("--tracking-uri", default=None, envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: sqlite:///./mlflow.db).")
 @click.option("--address", default=None, help="Ray cluster address, e.g. auto (default: a local Ray).")
-@click.option("--storage", default=None, envvar="LSDSEG_STORAGE", help="Trial checkpoints on a cluster: s3://bucket/prefix or a folder on every node.")
+@click.option("--storage", default=None, envvar="LSDSEG_STORAGE",
+              help="Trial checkpoints on a cluster: s3://bucket/prefix or a folder on every node.")
 @click.option("--resume", "resume_dir", type=click.Path(file_okay=False), help="Continue this interrupted sweep folder.")
 @click.option("--more-seeds", type=click.IntRange(min=1), default=None,
               help="With --resume of a finished sweep: verify its candidate on N more held-out seeds (a new look, judged on its own).")
@@ -248,7 +262,8 @@ def sweep(ctx: click.Context, config_paths: tuple[str, ...], resume_dir: str | N
             _note(cfg)
             results = start_sweep(_settings(SweepSettings, values), cfg, verbose)
     except SweepInterrupted as stop:
-        click.echo(f"interrupted: unfinished runs are marked KILLED in MLflow; continue with:\n  lsdseg sweep --resume {stop.folder}", err=True)
+        click.echo(f"interrupted: unfinished runs are marked KILLED in MLflow; continue with:\n  lsdseg sweep --resume {stop.folder}",
+                   err=True)
         sys.exit(130)
     click.echo(leaderboard.render(results))
     if results.state.status == "failed":
@@ -257,7 +272,8 @@ def sweep(ctx: click.Context, config_paths: tuple[str, ...], resume_dir: str | N
 
 
 @main.command()
-@click.option("--root", default=_default("root"), show_default=True, type=click.Path(file_okay=False), help="Folder that holds sweep folders.")
+@click.option("--root", default=_default("root"), show_default=True, type=click.Path(file_okay=False),
+              help="Folder that holds sweep folders.")
 @one_line_errors
 def sweeps(root: str) -> None:
     """List the sweeps under ROOT: name, status, trials done/planned, confirmed best, start time."""
@@ -278,7 +294,8 @@ def _settings(cls, values: dict):
 
 
 @main.command("eval", context_settings=EXTRA)
-@click.option("--checkpoint", "checkpoint_path", required=True, type=click.Path(dir_okay=False), help="A checkpoint written by `lsdseg train`.")
+@click.option("--checkpoint", "checkpoint_path", required=True, type=click.Path(dir_okay=False),
+              help="A checkpoint written by `lsdseg train`.")
 @click.option("--split", type=click.Choice(["val", "test"]), default="val", show_default=True,
               help="The target's validation split (data.target_val, what selection reads) or its test split (data.target_test).")
 @click.pass_context
@@ -291,7 +308,8 @@ def eval_(ctx: click.Context, checkpoint_path: str, split: str) -> None:
     state = checkpoint.load(checkpoint_path)
     result = evaluate_checkpoint(state, f"target_{split}", _overrides(ctx))
     ev = result.evaluation
-    click.echo(f"target mIoU ({len(ev.per_class_iou)} classes) on {result.split}, {result.images} images, checkpoint step {result.step}: {ev.miou * 100:.1f}")
+    click.echo(f"target mIoU ({len(ev.per_class_iou)} classes) on {result.split}, {result.images} images, "
+               f"checkpoint step {result.step}: {ev.miou * 100:.1f}")
     click.echo(_also_lines(result.also) + _iou_table(ev.per_class_iou))
 
 
@@ -323,9 +341,11 @@ def report(sweep_ref: str, out_dir: str | None, examples: int) -> None:
 
 
 @main.command()
-@click.option("--checkpoint", "checkpoint_path", required=True, type=click.Path(dir_okay=False), help="A checkpoint written by `lsdseg train` or a sweep.")
+@click.option("--checkpoint", "checkpoint_path", required=True, type=click.Path(dir_okay=False),
+              help="A checkpoint written by `lsdseg train` or a sweep.")
 @click.argument("images", nargs=-1, required=True, type=click.Path(dir_okay=False))
-@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Folder for <image>_seg.png and <image>_overlay.png.")
+@click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False),
+              help="Folder for <image>_seg.png and <image>_overlay.png.")
 @click.option("--overwrite", is_flag=True, help="Replace outputs already in --out (else they are refused, before anything is written).")
 @one_line_errors
 def predict(checkpoint_path: str, images: tuple[str, ...], out_dir: str, overwrite: bool) -> None:
@@ -339,7 +359,8 @@ def predict(checkpoint_path: str, images: tuple[str, ...], out_dir: str, overwri
 @main.command()
 @click.argument("sweep_ref", metavar="SWEEP")
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="YAML file for the best trial's full config.")
-@click.option("--register", "model_name", default=None, help="Also register the best checkpoint in MLflow's model registry under this name.")
+@click.option("--register", "model_name", default=None,
+              help="Also register the best checkpoint in MLflow's model registry under this name.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists (else it is refused).")
 @one_line_errors
 def export(sweep_ref: str, out_path: str, model_name: str | None, overwrite: bool) -> None:
@@ -348,7 +369,8 @@ def export(sweep_ref: str, out_path: str, model_name: str | None, overwrite: boo
     from lsdseg.sweep.results import SweepResults
 
     results = SweepResults(sweep_ref)
-    click.echo(f"config of the best trial: {export_config(results, Path(out_path), overwrite)}  (retrain: lsdseg train --config {out_path})")
+    click.echo(f"config of the best trial: {export_config(results, Path(out_path), overwrite)}  "
+               f"(retrain: lsdseg train --config {out_path})")
     if model_name:
         version = register_best(results, model_name)
         click.echo(f"registered model {version.name!r} version {version.version} (models:/{version.name}/{version.version})")

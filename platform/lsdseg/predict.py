@@ -90,7 +90,8 @@ def _check_inputs(paths: Sequence[Path], out: Path, overwrite: bool) -> None:
             raise DataError(f"{path} is not an image Pillow can read to its end (not an image, or truncated): "
                             "pass complete image files (PNG, JPEG, ...)") from None
         if path.stem in seen:
-            raise DataError(f"images {seen[path.stem]} and {path} would both be written as {path.stem}*.png: predict them into different --out folders")
+            raise DataError(f"images {seen[path.stem]} and {path} would both be written as {path.stem}*.png: "
+                            "predict them into different --out folders")
         seen[path.stem] = path
     existing = next((p for p in (out, *out.parents) if p.exists()), None)
     if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):

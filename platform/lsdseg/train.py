@@ -92,7 +92,8 @@ def _resume_state(path: Path | str, cfg: Config) -> dict:
         raise ResumeError(f"checkpoint {path} was trained on other data (data.{', data.'.join(changed)} differ): "
                           "resume with the data config it was written with, or start a new run")
     if state["config"]["train"]["mode"] != cfg.train.mode:
-        raise ResumeError(f"checkpoint {path} is a {state['config']['train']['mode']!r} run: resume it with train.mode={state['config']['train']['mode']}")
+        raise ResumeError(f"checkpoint {path} is a {state['config']['train']['mode']!r} run: "
+                          f"resume it with train.mode={state['config']['train']['mode']}")
     return state
 
 
@@ -168,10 +169,12 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
     # Unpaired domains: one endless stream each; the oracle's labelled stream is the target's train split.
     labelled_domain, role = (cfg.data.target, "target") if t.mode == "target_oracle" else (cfg.data.source, "source")
     # stream seeds 2s and 2s+1: distinct for every run seed s, so the two domains never share an order
-    labelled = endless_batches(train_dataset(labelled_domain, cfg.data, role, labelled=True), cfg.data.batch_size, t.seed * 2, start, cfg.data.num_workers)
+    labelled = endless_batches(train_dataset(labelled_domain, cfg.data, role, labelled=True), cfg.data.batch_size, t.seed * 2, start,
+                               cfg.data.num_workers)
     unlabelled = None
     if adapt:
-        unlabelled = endless_batches(train_dataset(cfg.data.target, cfg.data, "target", labelled=False), cfg.data.batch_size, t.seed * 2 + 1, start, cfg.data.num_workers)
+        unlabelled = endless_batches(train_dataset(cfg.data.target, cfg.data, "target", labelled=False), cfg.data.batch_size,
+                                     t.seed * 2 + 1, start, cfg.data.num_workers)
     val = val_loader(val_dataset(cfg.data.target_val, cfg.data, labelled=cfg.data.target_labels), cfg.data)
     source_val = val_loader(val_dataset(cfg.data.source, cfg.data, "source_val"), cfg.data)
     classes = protocol_classes(cfg.data)

@@ -19,7 +19,8 @@ from lsdseg.metrics import mean_iou_of
 
 MODULES: dict[str, ModuleType] = {"synthetic": synthetic, "gta5": gta5, "synthia": synthia, "cityscapes": cityscapes}
 
-__all__ = ["DataError", "prepare", "dataset_root", "train_dataset", "val_dataset", "val_loader", "protocol_classes", "also_reported", "ALSO_REPORTED"]
+__all__ = ["DataError", "prepare", "dataset_root", "train_dataset", "val_dataset", "val_loader", "protocol_classes", "also_reported",
+           "ALSO_REPORTED"]
 
 
 def _cache(cfg: DataConfig) -> Optional[Path]:

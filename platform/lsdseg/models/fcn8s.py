@@ -165,6 +165,7 @@ def load_vgg16(net: FCN8s, path: Path) -> None:
             if not (isinstance(weight, torch.Tensor) and isinstance(state[b_key], torch.Tensor)):
                 raise PretrainedError(f"pretrained weights {path}: {w_key} is a {type(weight).__name__}, not a tensor: {fix}")
             if weight.numel() != conv.weight.numel() or state[b_key].shape != conv.bias.shape:
-                raise PretrainedError(f"pretrained weights {path}: {w_key} has shape {tuple(weight.shape)}, need {tuple(conv.weight.shape)}: {fix}")
+                raise PretrainedError(f"pretrained weights {path}: {w_key} has shape {tuple(weight.shape)}, "
+                                      f"need {tuple(conv.weight.shape)}: {fix}")
             conv.weight.copy_(weight.reshape(conv.weight.shape))  # fc6/fc7: linear -> conv
             conv.bias.copy_(state[b_key])

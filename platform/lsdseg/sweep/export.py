@@ -65,7 +65,8 @@ def register_best(results: SweepResults, name: str) -> ModelVersion:
         if not client.search_registered_models(filter_string=f"name = '{name}'"):
             client.create_registered_model(name, description="LSD-seg checkpoints (F+C, G, D) shipped by `lsdseg sweep`")
         checkpoint = row["checkpoint"]
-        tags = {"sweep": results.name, "sweep_folder": str(results.folder), "shipped": row["shipped"], "configuration": row["configuration"],
+        tags = {"sweep": results.name, "sweep_folder": str(results.folder), "shipped": row["shipped"],
+                "configuration": row["configuration"],
                 "checkpoint": f"{checkpoint['how']} of the {checkpoint['phase']} run on seed {checkpoint['seed']}",
                 "horizon_iterations": str(row["horizon"])}
         if checkpoint["test_miou"] is not None:  # the checkpoint's own figures, on images nothing selected on
@@ -74,7 +75,8 @@ def register_best(results: SweepResults, name: str) -> ModelVersion:
         passed = next((look for look in row["looks"] if look["ship"]), None)
         if passed is not None:  # what held-out seeds said, not the seeds that chose it
             e = passed["evidence"]
-            tags |= {"verified_vs_defaults": f"{e['mean']:.4f}", "verified_low": f"{e['low']:.4f}", "verified_seeds": json.dumps(passed["seeds"])}
+            tags |= {"verified_vs_defaults": f"{e['mean']:.4f}", "verified_low": f"{e['low']:.4f}",
+                     "verified_seeds": json.dumps(passed["seeds"])}
         if results.best is not None and results.best.number is not None:
             tags |= {"trial_run_id": results.best.run_id, "optuna_trial_number": str(results.best.number)}
         return client.create_model_version(name, source, run_id=run_id, tags=tags,

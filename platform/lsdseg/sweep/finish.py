@@ -108,7 +108,8 @@ def _metrics(results: SweepResults, shipped_val: float, test: Optional[float]) -
                         f"verify_iterations{suffix}": look.iterations}
             if look.candidate:
                 metrics[f"verified_candidate_mean{suffix}"] = sum(look.candidate.values()) / len(look.candidate)
-    chosen = next((r for r in results.selection if not r.defaults and r.number == (results.candidate.number if results.candidate else None)), None)
+    chosen = next((r for r in results.selection
+                   if not r.defaults and r.number == (results.candidate.number if results.candidate else None)), None)
     if chosen is not None and chosen.versus_defaults is not None:  # the seeds that chose it: an optimistic figure
         metrics |= {"selection_vs_defaults_optimistic": chosen.versus_defaults.mean, "selection_seeds": chosen.versus_defaults.n}
     if not math.isnan(shipped_val):
@@ -154,7 +155,8 @@ def _ship(results: SweepResults, state: SweepState, tree: dict, client: MlflowCl
         "reason": _reason(results),
         "candidate": None if results.candidate is None else {"label": results.candidate_label, "number": results.candidate.number,
                                                              "params": results.candidate.params},
-        "selection": [{"label": r.label, "scores": r.scores, "versus_defaults_optimistic": _paired(r.versus_defaults)} for r in results.selection],
+        "selection": [{"label": r.label, "scores": r.scores, "versus_defaults_optimistic": _paired(r.versus_defaults)}
+                      for r in results.selection],
         "looks": [_look(look) for look in results.looks],
         "horizon": state.looks[0].iterations if state.looks else tree["train"]["iterations"],
         "checkpoint": None,
@@ -181,8 +183,10 @@ def _ship(results: SweepResults, state: SweepState, tree: dict, client: MlflowCl
     client.log_artifact(parent, str(layout.best))
     client.log_artifact(parent, str(layout.best_config))
     now = int(time.time() * 1000)
-    tags = [RunTag("shipped", row["shipped"]), RunTag("shipped_configuration", row["configuration"]), RunTag("decision", row["reason"][:5000]),
+    tags = [RunTag("shipped", row["shipped"]), RunTag("shipped_configuration", row["configuration"]),
+            RunTag("decision", row["reason"][:5000]),
             RunTag("verify_seeds", json.dumps([look.seeds for look in results.looks])), RunTag("candidate", results.candidate_label)]
-    client.log_batch(parent, metrics=[Metric(k, float(v), now, 0) for k, v in _metrics(results, shipped_val, test).items() if math.isfinite(v)],
+    client.log_batch(parent, metrics=[Metric(k, float(v), now, 0) for k, v in _metrics(results, shipped_val, test).items()
+                                      if math.isfinite(v)],
                      tags=tags)
     return state.replace(stopping_replay=_replay(results, tree, results.candidate.number if results.candidate else state.defaults_number))

@@ -91,7 +91,8 @@ def find_sweep(sweep: str | Path, root: Path = DEFAULT_ROOT) -> SweepLayout:
     for folder in (Path(sweep), root / str(sweep)):
         if SweepLayout(folder).state.is_file():
             return SweepLayout(folder.resolve())
-    raise SweepError(f"no sweep {str(sweep)!r} (no sweep.json there or under {root}/): pass a sweep folder or the name `lsdseg sweep` printed")
+    raise SweepError(f"no sweep {str(sweep)!r} (no sweep.json there or under {root}/): "
+                     "pass a sweep folder or the name `lsdseg sweep` printed")
 
 
 def sweeps_under(root: Path) -> list[SweepLayout]:

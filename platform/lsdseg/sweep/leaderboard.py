@@ -39,7 +39,8 @@ def _search(results: SweepResults, top: int) -> list[str]:
              f"{results.objective}: {UNITS[results.objective]}); mIoU: target mIoU (%) at the last evaluation; "
              "oracle: the best evaluation seen, not a result", head]
     for r in rows:
-        values = " ".join(f"{r.params[p]:>10.3g}" if isinstance(r.params.get(p), float) else f"{str(r.params.get(p, '-')):>10}" for p in keys)
+        values = " ".join(f"{r.params[p]:>10.3g}" if isinstance(r.params.get(p), float) else f"{str(r.params.get(p, '-')):>10}"
+                          for p in keys)
         name = f"{r.number}{'d' if r.defaults else ''}"
         lines.append(f"{name:>5} {r.status:<11} {r.steps:>5} {results.text(r.score):>6} {_pc(r.miou):>5} {_pc(r.best_miou):>6}  {values}")
     lines.append("  (d: the default weights)")
@@ -87,7 +88,8 @@ def _decision(results: SweepResults) -> list[str]:
         if results.candidate is not None and power is not None:
             n, alpha, sd = power
             effect = advantage(results.objective, margin_score(results.objective, results.settings.min_effect)).lstrip("+")
-            lines.append(f"  to detect a difference of {effect} (--min-effect) with 80 % power at one-sided level {alpha:g} (the next look's), "
+            lines.append(f"  to detect a difference of {effect} (--min-effect) with 80 % power at one-sided level {alpha:g} "
+                         "(the next look's), "
                          f"given the spread of the verified differences ({advantage(results.objective, sd).lstrip('+')}), takes about {n} "
                          f"paired seeds: lsdseg sweep --resume {results.folder} --more-seeds {n}")
     checkpoint = row.get("checkpoint")
@@ -125,5 +127,6 @@ def render(results: SweepResults, top: int = 10) -> str:
     if uri.startswith("http"):  # a tracking server, e.g. the cluster head's, reached by tunnel
         lines.append(f"compare trials: open {uri} in a browser")
     else:
-        lines.append(f"compare trials: mlflow ui --backend-store-uri {uri}   (serves on 127.0.0.1:5000); report: lsdseg report {results.folder}")
+        lines.append(f"compare trials: mlflow ui --backend-store-uri {uri}   (serves on 127.0.0.1:5000); "
+                     f"report: lsdseg report {results.folder}")
     return "\n".join(lines)

@@ -140,7 +140,8 @@ def resume_sweep(folder: Path, changes: dict[str, Any], more_seeds: Optional[int
         raise SweepError(f"sweep {layout.folder} has finished its search: resume it without --num-samples, "
                          f"then search further with a new sweep and --warm-start {layout.folder}")
     if changes.get("num_samples", planned) < planned:
-        raise SweepError(f"--num-samples {changes['num_samples']} is below the {planned} trials this sweep already planned: pass more, or drop it")
+        raise SweepError(f"--num-samples {changes['num_samples']} is below the {planned} trials this sweep already planned: "
+                         "pass more, or drop it")
     s = dataclasses.replace(s, **changes)
     _check_population(s)
     if state.phase == "search" and not phases.can_restore(layout, s, "search"):

@@ -76,7 +76,8 @@ class _InRange:
     ranges: dict[str, tuple[float, float]]
 
     def __call__(self, config: dict) -> dict:
-        return {**config, MEMBER: {**config[MEMBER], **{k: min(max(config[MEMBER][k], low), high) for k, (low, high) in self.ranges.items()}}}
+        return {**config, MEMBER: {**config[MEMBER], **{k: min(max(config[MEMBER][k], low), high)
+                                                        for k, (low, high) in self.ranges.items()}}}
 
 
 class _PopulationBasedTraining(PopulationBasedTraining):

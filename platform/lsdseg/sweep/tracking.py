@@ -110,7 +110,8 @@ class MLflowTrials(Callback):
             self._logged[trial.trial_id] = max((m.step for m in history), default=0)
         else:
             name, tags, params = self._describe(trial)
-            tags |= {"mlflow.parentRunId": self.parent_run_id, "ray_trial_id": trial.trial_id, "experiment": self.experiment, "status": "running"}
+            tags |= {"mlflow.parentRunId": self.parent_run_id, "ray_trial_id": trial.trial_id, "experiment": self.experiment,
+                     "status": "running"}
             run_id = self.client.create_run(self.experiment_id, run_name=name, tags=tags).info.run_id
             params = {**self.fixed_params, **params}
             self.client.log_batch(run_id, params=[Param(k, _param_value(v)) for k, v in sorted(params.items())])
@@ -157,7 +158,8 @@ class MLflowTrials(Callback):
             return  # redone after a restart from an older checkpoint than the driver had logged: logged once
         self._logged[trial.trial_id] = step
         metrics = [Metric(k, float(v), now, step) for k, v in result.items()
-                   if (k in ("miou", "score") or k.startswith(("val/", "iou/", "loss/"))) and isinstance(v, (int, float)) and math.isfinite(v)]
+                   if (k in ("miou", "score") or k.startswith(("val/", "iou/", "loss/")))
+                      and isinstance(v, (int, float)) and math.isfinite(v)]
         if self.varying:
             values = population.values(trial.config)
             metrics += [Metric(f"config/{k}", float(values[k]), now, step) for k in self.varying if k in values]

@@ -39,7 +39,8 @@ class Section:
 def _leaderboard(results: SweepResults) -> list[dict[str, Any]]:
     """Search trials by score; the oracle figure is kept but labelled as such in the template."""
     candidate = results.candidate.number if results.candidate else None
-    return [{"number": f"{t.number}{' (defaults)' if t.defaults else ''}", "status": t.status, "steps": t.steps, "score": results.text(t.score),
+    return [{"number": f"{t.number}{' (defaults)' if t.defaults else ''}", "status": t.status, "steps": t.steps,
+             "score": results.text(t.score),
              "miou": percent(t.miou), "best_miou": percent(t.best_miou), "params": {p: number(t.params.get(p)) for p in results.searched},
              "winner": candidate is not None and t.number == candidate} for t in results.ranked()]
 
@@ -110,10 +111,12 @@ def write_report(sweep: str | Path, out: Optional[Path] = None, examples: int = 
         trust = _validators(results, out)
         made = [
             ("Optimisation history", "history.png", figures.CAPTIONS["history"], figures.history(results.search, results.objective)),
-            ("mIoU and score of the top trials", "curves.png", figures.CAPTIONS["curves"], figures.curves(ranked, objective=results.objective)),
+            ("mIoU and score of the top trials", "curves.png", figures.CAPTIONS["curves"],
+             figures.curves(ranked, objective=results.objective)),
             ("Hyperparameter importance (fANOVA)", "importance.png", study_figures.IMPORTANCE_CAPTION,
              study_figures.importance(results.study)),
-            ("Parallel coordinates", "parallel.html", study_figures.PARALLEL_CAPTION, study_figures.parallel(results.study, results.objective)),
+            ("Parallel coordinates", "parallel.html", study_figures.PARALLEL_CAPTION,
+             study_figures.parallel(results.study, results.objective)),
             ("Per-class IoU: the shipped run, default weights, source-only", "per_class.png", figures.CAPTIONS["per_class"],
              figures.per_class(_per_class_columns(results))),
             ("Target-domain examples", "examples.png", figures.CAPTIONS["examples"], _examples(results, examples)),
