@@ -8,7 +8,8 @@ regularisation chosen on held-out images, weights normalised to mean 1 and clipp
 
 For a few configurations on one seed, a run of the packaged sweep length is trained; at every evaluation
 both estimators are computed from the same sampled rows. Reported per run: each estimator's values, the
-largest ratio between consecutive values, and the rank correlation with target mIoU over the evaluations.
+largest ratio between consecutive values, the rank correlation with target mIoU over the evaluations, and
+the estimator's own spread at one checkpoint when only its random split is redrawn (5 split seeds).
 
     python bench/dev_stability.py [--configs defaults random-s1-7 random-s0-2] [--seed 0]
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import shutil
+import statistics
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
@@ -26,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 OUT = Path(__file__).resolve().parent / "results" / "dev_stability.json"
+SPLIT_SEEDS = range(5)
 
 
 def dev_before(source_features: np.ndarray, source_losses: np.ndarray, target_features: np.ndarray, seed: int = 0) -> float:
@@ -69,12 +72,15 @@ def _both(checkpoint: str) -> dict[str, float]:
     target, source = _Rows(0), _Rows(1)
     for _, scores, fc7 in _scored(nets.f, val_loader(val_dataset(cfg.data.target_val, cfg.data), cfg.data), cpu, nullcontext, False):
         target.add(scores, fc7, None)
-    for batch, scores, fc7 in _scored(nets.f, val_loader(val_dataset(cfg.data.source, cfg.data, "source_val"), cfg.data), cpu, nullcontext, False):
+    for batch, scores, fc7 in _scored(nets.f, val_loader(val_dataset(cfg.data.source, cfg.data, "source_val"), cfg.data),
+                                      cpu, nullcontext, False):
         source.add(scores, fc7, batch["label"])
     torch.randperm(len(torch.cat(target.probs)), generator=target.generator)  # as validate draws SND's rows first
     sf, sl, si = source.sample(DEV_ROWS)
     tf, _, ti = target.sample(DEV_ROWS)
-    return {"before": dev_before(sf, sl, tf), "after": validators.deep_embedded_validation(sf, sl, si, tf, ti)}
+    # seed 0 is what an evaluation reports; seeds 1-4 redraw only the estimators' own splits of the same rows
+    return {"before": [dev_before(sf, sl, tf, seed) for seed in SPLIT_SEEDS],
+            "after": [validators.deep_embedded_validation(sf, sl, si, tf, ti, seed) for seed in SPLIT_SEEDS]}
 
 
 def run(job: tuple[str, int]) -> dict:
@@ -84,27 +90,36 @@ def run(job: tuple[str, int]) -> dict:
     import torch
     from runs_table import params_of
 
+    from lsdseg import checkpoint
     from lsdseg.config_io import PACKAGED, load_config, to_dict, with_values
     from lsdseg.train import run_training
 
     torch.set_num_threads(1)
     name, seed = job
     out = Path(__file__).resolve().parent / "scratch" / "dev_stability" / f"{name}-seed{seed}"
-    shutil.rmtree(out, ignore_errors=True)  # left by an interrupted run of this benchmark
     cfg = with_values(to_dict(load_config([PACKAGED / "sweep.yaml"])),
                       {**params_of(name), "train.seed": seed, "train.threads": 1, "train.out_dir": str(out), "train.keep_checkpoints": 10})
+    if not (out / "summary.json").is_file():  # a finished run's checkpoints are evaluated again, not retrained
+        shutil.rmtree(out, ignore_errors=True)
+        run_training(cfg)
     evaluations = []
-    run_training(cfg, report=lambda ev: evaluations.append({"step": ev.step, "miou": ev.miou, **both(ev.checkpoint)}))
+    for path in sorted(out.glob("checkpoints/step_*/checkpoint.pt")):
+        state = checkpoint.load(path)
+        evaluations.append({"step": state["step"], "miou": state["history"][-1]["miou"], **both(str(path))})
     return {"config": name, "seed": seed, "evaluations": evaluations}
 
 
 def summary(series: list[dict], key: str) -> dict:
+    """Over one run's evaluations: the values (split seed 0), the largest ratio between consecutive ones, the
+    rank correlation with target mIoU, and the estimator's own spread at one checkpoint (over split seeds,
+    relative to its mean there: what moves when nothing but the estimator's random split does)."""
     from scipy import stats
 
-    values = [e[key] for e in series]
-    jumps = [max(a / b, b / a) for a, b in zip(values, values[1:], strict=False) if a > 0 and b > 0]
+    values = [e[key][0] for e in series]
+    jumps = [max(abs(a) / abs(b), abs(b) / abs(a)) for a, b in zip(values, values[1:], strict=False) if a and b]
     rho = stats.spearmanr([-v for v in values], [e["miou"] for e in series]).statistic  # lower DEV should mean higher mIoU
-    return {"values": values, "largest_step_ratio": max(jumps), "spearman_with_miou": float(rho)}
+    spread = statistics.fmean(statistics.stdev(e[key]) / abs(statistics.fmean(e[key])) for e in series)
+    return {"values": values, "largest_step_ratio": max(jumps), "spearman_with_miou": float(rho), "relative_spread": spread}
 
 
 def main() -> None:
@@ -124,7 +139,8 @@ def main() -> None:
         for k in ("before", "after"):
             s = r[k]
             print(f"{r['config']:<14} {k:<7} " + " ".join(f"{v:8.3g}" for v in s["values"])
-                  + f"   largest step x{s['largest_step_ratio']:.1f}, Spearman with mIoU {s['spearman_with_miou']:+.2f}")
+                  + f"   largest step x{s['largest_step_ratio']:.1f}, Spearman with mIoU {s['spearman_with_miou']:+.2f}, "
+                  f"spread at one checkpoint {s['relative_spread']:.0%}")
 
 
 if __name__ == "__main__":

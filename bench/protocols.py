@@ -45,14 +45,15 @@ class Protocol:
     configs: int  # configurations searched, the defaults included (each one run on the search seed)
     selection_seeds: int  # seeds a configuration may race on, the search seed included
     verify_seeds: int  # 0: no verification (the old protocol: the best confirmed mean is shipped)
-    race_runs: int  # the race's budget; for the old protocol, the confirmation's top K
+    race_runs: float  # the race's budget in runs; for the old protocol, the confirmation's top K
     alpha: float = 0.025
     margin: float = 0.0
+    look: int = 300  # iterations of a search trial; below 300 a raced configuration's search run is continued to 300
 
-    def budget(self) -> int:
+    def budget(self) -> float:
         if self.verify_seeds == 0:
             return self.configs + (self.race_runs + 1) * (self.selection_seeds - 1)
-        return self.configs + self.race_runs + 2 * self.verify_seeds
+        return self.configs * self.look / 300 + self.race_runs + 2 * self.verify_seeds
 
 
 @dataclass
@@ -62,34 +63,43 @@ class Outcome:
     verified: Optional[str]
 
 
-def load(horizon: int = 300) -> tuple[dict[str, dict[int, float]], dict[str, float], dict[str, float]]:
-    """(config -> seed -> score at `horizon`, config -> truth, config -> standard error of the truth), for
-    the configurations recorded on every seed."""
-    found = cells(read_table(), horizon)
-    table: dict[str, dict[int, float]] = {}
+LOOKS = (100, 150, 300)
+
+
+def load() -> tuple[dict[int, dict[str, dict[int, float]]], dict[str, float], dict[str, float]]:
+    """(look -> config -> seed -> score at that many iterations, config -> truth at 300, config -> standard
+    error of the truth), for the configurations recorded on every seed."""
+    found = cells(read_table(), 300)
+    tables: dict[int, dict[str, dict[int, float]]] = {look: {} for look in LOOKS}
     for (name, seed), row in found.items():
-        table.setdefault(name, {})[seed] = score(row, horizon) * 100
-    table = {n: s for n, s in table.items() if set(s) >= set(SEEDS)}
+        for look in LOOKS:
+            tables[look].setdefault(name, {})[seed] = score(row, look) * 100
+    tables = {look: {n: s for n, s in t.items() if set(s) >= set(SEEDS)} for look, t in tables.items()}
+    table = tables[300]
     truth = {n: statistics.fmean(s[k] for k in TRUTH) for n, s in table.items()}
     se = {n: statistics.stdev(s[k] for k in TRUTH) / math.sqrt(len(TRUTH)) for n, s in table.items()}
-    return table, truth, se
+    return tables, truth, se
 
 
-def simulate(p: Protocol, table: dict[str, dict[int, float]], rng: random.Random, slots: int = 2) -> Outcome:
+def simulate(p: Protocol, tables: dict[int, dict[str, dict[int, float]]], rng: random.Random, slots: int = 2) -> Outcome:
     from lsdseg.sweep.race import Race
     from lsdseg.sweep.verify import decide
 
+    table = tables[300]
     others = sorted(n for n in table if n != "defaults")
     names = ["defaults", *rng.sample(others, min(p.configs - 1, len(others)))]
     seeds = list(USABLE)
     rng.shuffle(seeds)
     select, verify = seeds[: p.selection_seeds], seeds[p.selection_seeds: p.selection_seeds + p.verify_seeds]
-    search = {i: table[n][select[0]] for i, n in enumerate(names)}
+    search = {i: tables[p.look][n][select[0]] for i, n in enumerate(names)}
     if p.verify_seeds == 0:  # the protocol shipped up to f0f0fab: confirm the top K and the defaults, ship the best mean
         top = sorted(range(1, len(names)), key=lambda i: -search[i])[: p.race_runs]
         means = {i: statistics.fmean(table[names[i]][s] for s in select) for i in [0, *top]}
         return Outcome(names[max(means, key=means.get)], p.budget(), None)
-    race = Race(search, defaults=0, selection_seeds=select, verify_seeds=verify, race_runs=p.race_runs)
+    # a short first look is no 300-iteration score: the race continues a search run to 300 (the rest of its cost)
+    short = p.look < 300
+    race = Race(search, defaults=0, selection_seeds=select, verify_seeds=verify, race_runs=p.race_runs, comparable=not short,
+                cost=(lambda run: (300 - p.look) / 300 if run.seed == select[0] else 1.0) if short else None)
     pending: list = []
     while True:
         while len(pending) < slots:
@@ -102,14 +112,14 @@ def simulate(p: Protocol, table: dict[str, dict[int, float]], rng: random.Random
         for run in pending:
             race.record(run, table[names[run.config]][run.seed])
         pending = []
-    runs = len(names) + len(race.started)
+    runs = len(names) * p.look / 300 + sum(race._cost(r) if r.stage == "race" else 1.0 for r in race.started)
     if race.candidate == 0:
         return Outcome("defaults", runs, None)
     decision = decide(race.verified[race.candidate], race.verified[0], p.alpha, p.margin)
     return Outcome(names[race.candidate] if decision.ship_candidate else "defaults", runs, names[race.candidate])
 
 
-def judge(p: Protocol, table, truth, sweeps: int, effect: float, seed: int = 0) -> dict:
+def judge(p: Protocol, tables, truth, sweeps: int, effect: float, seed: int = 0) -> dict:
     rng = random.Random(seed)
     base = truth["defaults"]
     good = {n for n in truth if truth[n] - base >= effect}
@@ -117,10 +127,10 @@ def judge(p: Protocol, table, truth, sweeps: int, effect: float, seed: int = 0) 
     runs = []
     for _ in range(sweeps):
         state = rng.getstate()
-        outcome = simulate(p, table, rng)
+        outcome = simulate(p, tables, rng)
         rng_draw = random.Random()
         rng_draw.setstate(state)  # the same draws again, to see whether this sweep's pool held a good one
-        others = sorted(n for n in table if n != "defaults")
+        others = sorted(n for n in truth if n != "defaults")
         drawn = set(rng_draw.sample(others, min(p.configs - 1, len(others))))
         shipped = outcome.shipped
         runs.append(outcome.runs)
@@ -139,18 +149,21 @@ def judge(p: Protocol, table, truth, sweeps: int, effect: float, seed: int = 0) 
 
 
 def protocols(budget: int) -> list[Protocol]:
-    """The old protocol (at its own budget) and race-then-verify shapes that fit `budget`."""
-    shapes = [Protocol(f"f0f0fab: top 2 + defaults on 3 seeds, best mean shipped (budget {8 + 6})", 8, 3, 0, 2)]
-    for verify in (2, 3):
-        for select in (1, 2, 3 - (verify == 3)):
-            if select + verify > len(USABLE):
-                continue
-            for configs in range(4, budget):
-                race = budget - configs - 2 * verify
-                if race < 0 or (select == 1 and race > 0):
-                    continue
-                shapes.append(Protocol(f"race+verify: {configs} configs, {select} selection seeds, race {race}, verify {verify}",
-                                       configs, select, verify, race))
+    """The old protocol (at its own budget), and race-then-verify shapes that spend about `budget` runs."""
+    shapes = [Protocol("f0f0fab: 8 configs, top 2 + defaults on 3 seeds, best mean shipped", 8, 3, 0, 2)]
+    for alpha in (0.025, 0.05):
+        for look in LOOKS:
+            for verify in (3, 4):
+                for select in (1, 2):
+                    if select + verify > len(USABLE):
+                        continue
+                    for configs in range(3, 4 * budget):
+                        race = budget - configs * look / 300 - 2 * verify
+                        if race < 0 or (select == 1 and look == 300 and race > 0):
+                            continue
+                        race = min(race, 8.0)  # beyond a few runs the race has nothing left to decide
+                        shapes.append(Protocol(f"look {look}, {configs} configs, {select} selection seeds, race {race:g}, verify {verify}, "
+                                               f"alpha {alpha:g}", configs, select, verify, race, alpha, look=look))
     return shapes
 
 
@@ -162,7 +175,8 @@ def main() -> None:
     args = parser.parse_args()
     from lsdseg.runinfo import provenance
 
-    table, truth, se = load()
+    tables, truth, se = load()
+    table = tables[300]
     if "defaults" not in table:
         parser.error("the table has no complete row for the default weights: record it first (python bench/runs_table.py)")
     base = truth["defaults"]
@@ -174,7 +188,7 @@ def main() -> None:
         for p in protocols(budget):
             if p.budget() > budget or (p.verify_seeds == 0 and budget != args.budgets[0]):
                 continue
-            results.append(judge(p, table, truth, args.sweeps, args.effect) | {"budget_limit": budget})
+            results.append(judge(p, tables, truth, args.sweeps, args.effect) | {"budget_limit": budget})
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({"benchmark": "protocols", **provenance(), "effect": args.effect, "truth": truth, "truth_se": se,
                                "results": results}, indent=2))

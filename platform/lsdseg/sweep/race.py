@@ -29,7 +29,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
-from typing import Literal, Optional, Sequence
+from typing import Callable, Literal, Optional, Sequence
 
 Stage = Literal["race", "verify"]
 
@@ -56,7 +56,7 @@ class Race:
     defaults: int
     selection_seeds: Sequence[int]  # the search seed first
     verify_seeds: Sequence[int]
-    race_runs: int  # the most race-stage runs to start
+    race_runs: float  # the race's budget: the most race-stage runs to start (in `cost` units)
     scores: dict[int, dict[int, float]] = field(default_factory=dict)  # selection scores: config -> seed -> score
     verified: dict[int, dict[int, float]] = field(default_factory=dict)  # verification scores
     incumbent: Optional[int] = None
@@ -64,6 +64,8 @@ class Race:
     dropped: list[int] = field(default_factory=list)  # in the order they were dropped
     started: list[Run] = field(default_factory=list)  # every run proposed, in order
     comparable: bool = True
+    # what a race run costs in runs: 1 by default; a run that continues a shorter search trial costs less
+    cost: Optional[Callable[[Run], float]] = None
 
     def __post_init__(self):
         self.incumbent = self.defaults if self.incumbent is None else self.incumbent
@@ -142,8 +144,8 @@ class Race:
         return seed in table.get(config, {}) or Run(config, seed, stage) in pending
 
     def _race_run(self, pending: Sequence[Run]) -> Optional[Run]:
-        left = self.race_runs - sum(r.stage == "race" for r in self.started)
-        if left <= 0:
+        left = self.race_runs - sum(self._cost(r) for r in self.started if r.stage == "race")
+        if left <= 1e-9:
             return None
         incumbent = self.incumbent
         for config in self.challengers():
@@ -154,16 +156,23 @@ class Race:
                 continue
             mine, theirs = set(self.scores.get(config, {})), set(self.scores.get(incumbent, {}))
             behind = [s for s in sorted(mine - theirs) if not self._has(incumbent, s, pending)]
-            if behind:  # the incumbent lacks a seed the challenger has (e.g. defaults no search trial ran)
+            if behind and self._cost(Run(incumbent, behind[0], "race")) <= left + 1e-9:
+                # the incumbent lacks a seed the challenger has (e.g. defaults no search trial ran)
                 return Run(incumbent, behind[0], "race")
             if not mine <= theirs:  # the incumbent's run on one of its seeds is not in yet: compare first
                 continue
             seed = next((s for s in self.selection_seeds if s not in mine), None)
             # ahead on every shared seed (else it was dropped): it earns the next one, if the budget also
             # holds the incumbent's run on it (a challenger's run alone compares with nothing)
-            if seed is not None and (seed in theirs or left >= 2):
-                return Run(config, seed, "race")
+            if seed is None:
+                continue
+            run, partner = Run(config, seed, "race"), Run(incumbent, seed, "race")
+            if self._cost(run) + (0 if seed in theirs else self._cost(partner)) <= left + 1e-9:
+                return run
         return None
+
+    def _cost(self, run: Run) -> float:
+        return 1.0 if self.cost is None else self.cost(run)
 
     def _choose(self) -> int:
         """The candidate when the selection ends: the incumbent; but where the budget ran out with the default
