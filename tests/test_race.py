@@ -160,3 +160,14 @@ def test_a_clearly_better_configuration_is_found_and_shipped():
     truth = {0: 0.0, **{c: 0.0 for c in range(1, 7)}, 7: 0.10}
     shipped = [_simulate(truth, 0.02, rng) for _ in range(500)]
     assert sum(s == 7 for s in shipped) / len(shipped) > 0.8  # 3 held-out seeds: a t interval on 2 degrees of freedom
+
+
+def test_the_defaults_run_on_the_search_seed_even_without_a_race_budget():
+    """No search trial ran the defaults and the race has no runs to spend: their search-seed run is part of
+    the search, and the challenger ahead of them there is verified."""
+    from lsdseg.sweep.race import DEFAULTS
+
+    table = {DEFAULTS: {0: 0.2, 1000: 0.2, 1001: 0.2}, 1: {0: 0.3, 1000: 0.3, 1001: 0.3}, 2: {0: 0.1}}
+    race = Race({1: 0.3, 2: 0.1}, defaults=DEFAULTS, selection_seeds=[0], verify_seeds=[1000, 1001], race_runs=0)
+    rounds = drive(race, table)
+    assert rounds[0][0] == Run(DEFAULTS, 0, "race") and race.candidate == 1 and set(race.dropped) == {DEFAULTS, 2}

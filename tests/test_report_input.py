@@ -86,3 +86,20 @@ def test_a_corrupt_sweep_json_is_one_line(tmp_path, content, command):
     assert (tmp_path / "sweeps" / "c1" / "sweep.json").read_text() == content and not (tmp_path / "x.yaml").exists()
 
 
+
+
+OLD_STATE = ('{"settings": {"name": "old1", "num_samples": 8}, "tracking_uri": "sqlite:///x.db", "experiment_id": "1", '
+             '"parent_run_id": "p", "status": "finished", "phase": "done", "started": "2026-11-30 10:00:00", "confirm": {}}')
+
+
+def test_a_folder_made_before_verification_is_listed_as_selection_only_and_refused_elsewhere(tmp_path):
+    folder = tmp_path / "sweeps" / "old1"
+    folder.mkdir(parents=True)
+    (folder / "sweep.json").write_text(OLD_STATE)
+    (folder / "best.json").write_text('{"params": {}, "score": 0.2, "confirmed": {"mean": 0.192, "scores": {"0": 0.2}}}')
+    listed = lsdseg("sweeps", cwd=tmp_path)
+    assert listed.returncode == 0 and "old1" in listed.stdout and "19.2 (selection-only: made before verification)" in listed.stdout
+    for command in (["report", "old1"], ["export", "old1", "--out", "x.yaml"], ["sweep", "--resume", str(folder)]):
+        run = lsdseg(*command, cwd=tmp_path)
+        lines = run.stderr.strip().splitlines()
+        assert run.returncode == 1 and len(lines) == 1 and "selection-only" in lines[0] and "Traceback" not in run.stderr

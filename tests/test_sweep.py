@@ -252,3 +252,21 @@ def test_warm_start_copies_finished_trials_and_refuses_another_space(interrupted
     if candidate is not None:  # the earlier sweep's candidate is proposed first
         assert second.trials[len(copied)].params == candidate["params"]
     check_invariants(f"sqlite:///{cwd}/mlflow.db", cwd / "sweeps" / "w1", 2, 24, 4)
+
+
+@pytest.mark.slow
+def test_more_seeds_on_a_sweep_with_no_candidate_is_one_line_and_touches_nothing(tmp_path, cache_dir):
+    """Every searched F learns 10^7 times slower than the defaults': the race keeps the default weights,
+    nothing is verified, and there is no candidate to add seeds for."""
+    (tmp_path / "space.py").write_text("def space(trial):\n    trial.suggest_float('optim.f_lr', 1e-9, 2e-9, log=True)\n")
+    run = lsdseg("sweep", "--name", "d1", "--space", "space.py", "--objective", "entropy", "--optim.f_lr=3e-2", "--num-samples", "2",
+                 "--verify-seeds", "2", *tiny(cache_dir), cwd=tmp_path)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    folder = tmp_path / "sweeps" / "d1"
+    best = json.loads((folder / "best.json").read_text())
+    assert best["shipped"] == "defaults" and best["candidate"] is None and "the race kept the default weights" in best["reason"]
+    before = {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}
+    refused = lsdseg("sweep", "--resume", str(folder), "--more-seeds", "3", cwd=tmp_path)
+    lines = refused.stderr.strip().splitlines()
+    assert refused.returncode == 1 and len(lines) == 1 and "no candidate to verify" in lines[0]
+    assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == before

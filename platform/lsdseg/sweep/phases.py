@@ -142,7 +142,7 @@ def _search_fn(s: SweepSettings):
 def search(layout: SweepLayout, state: SweepState, s: SweepSettings, tree: dict) -> tune.ResultGrid:
     trainable = _trainable(_search_fn(s), tree, s)
     if can_restore(layout, s, "search"):
-        tuner = tune.Tuner.restore(_path(layout, s, "search"), trainable=trainable, resume_unfinished=True, resume_errored=True)
+        tuner = _resume(layout, state, s, "search", trainable)
     else:
         iterations = tree["train"]["iterations"]
         mutations = continuous(load_space(s.space), s.space) if s.scheduler == "pbt" else {}
@@ -220,7 +220,7 @@ def select(layout: SweepLayout, state: SweepState, s: SweepSettings, tree: dict)
     """The race on selection seeds, then the verification of its candidate (state.looks[0])."""
     trainable = _trainable(run_trainable, tree, s)
     if can_restore(layout, s, "select"):
-        tuner = tune.Tuner.restore(_path(layout, s, "select"), trainable=trainable, resume_unfinished=True, resume_errored=True)
+        tuner = _resume(layout, state, s, "select", trainable)
     else:
         drop_orphans(state, "select")
         plan, search = _plan(layout, state, s, tree)
@@ -241,7 +241,7 @@ def more_seeds(layout: SweepLayout, state: SweepState, s: SweepSettings, tree: d
     phase = f"look-{look}"
     trainable = _trainable(run_trainable, tree, s)
     if can_restore(layout, s, phase):
-        tuner = tune.Tuner.restore(_path(layout, s, phase), trainable=trainable, resume_unfinished=True, resume_errored=True)
+        tuner = _resume(layout, state, s, phase, trainable)
     else:
         drop_orphans(state, phase)
         plan, _ = _plan(layout, state, s, tree, look)
@@ -267,10 +267,19 @@ def _schedules(layout: SweepLayout, s: SweepSettings, tree: dict, trials: list) 
     return found
 
 
-def drop_orphans(state: SweepState, phase: str) -> None:
-    """Runs of a phase whose driver was killed before Tune first saved it: Tune starts them again under
-    new trial ids, so the old MLflow runs go (deleted runs stay restorable in MLflow)."""
+def _resume(layout: SweepLayout, state: SweepState, s: SweepSettings, phase: str, trainable) -> tune.Tuner:
+    """The phase's Tune experiment as Tune last saved it, without the MLflow runs of trials it started after."""
+    path = _path(layout, s, phase)
+    drop_orphans(state, phase, keep={t.trial_id for t in tune.ExperimentAnalysis(path).trials})
+    return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
+
+
+def drop_orphans(state: SweepState, phase: str, keep: frozenset[str] | set[str] = frozenset()) -> None:
+    """MLflow runs of trials that Tune never saved (their driver was killed between a trial's start and the
+    next save of the experiment): a restored searcher proposes those runs again under new trial ids, so the
+    old runs go (deleted runs stay restorable in MLflow); `keep`: the trial ids Tune restores."""
     client = MlflowClient(state.tracking_uri)
     query = f"tags.mlflow.parentRunId = '{state.parent_run_id}' and tags.experiment = '{phase}'"
     for run in client.search_runs([state.experiment_id], filter_string=query, max_results=10_000):
-        client.delete_run(run.info.run_id)
+        if run.data.tags.get("ray_trial_id") not in keep:
+            client.delete_run(run.info.run_id)

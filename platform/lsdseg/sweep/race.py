@@ -144,6 +144,9 @@ class Race:
         return seed in table.get(config, {}) or Run(config, seed, stage) in pending
 
     def _race_run(self, pending: Sequence[Run]) -> Optional[Run]:
+        first = Run(self.defaults, self.selection_seeds[0], "race")
+        if self.comparable and self.search and not self._has(self.defaults, first.seed, pending):
+            return first  # the defaults on the search seed, where no search trial ran them: every comparison needs it
         left = self.race_runs - sum(self._cost(r) for r in self.started if r.stage == "race")
         if left <= 1e-9:
             return None
@@ -172,6 +175,8 @@ class Race:
         return None
 
     def _cost(self, run: Run) -> float:
+        if self.comparable and run == Run(self.defaults, self.selection_seeds[0], "race"):
+            return 0.0  # part of the search: the search seed's run of the defaults
         return 1.0 if self.cost is None else self.cost(run)
 
     def _choose(self) -> int:

@@ -184,13 +184,13 @@ class SweepResults:
         """The sweep folder's copy of the shipped checkpoint, else the run checkpoint best.json names."""
         if self.layout.best_checkpoint.is_file():
             return self.layout.best_checkpoint
-        named = (self.best_row or {}).get("checkpoint", {}).get("path")
+        named = ((self.best_row or {}).get("checkpoint") or {}).get("path")
         return Path(named) if named and Path(named).is_file() else None
 
     @property
     def best(self) -> Optional[TrialRecord]:
         """The run whose checkpoint was shipped (best.json names it)."""
-        if self.best_row is None:
+        if not (self.best_row or {}).get("checkpoint"):
             return None
         run = self.best_row["checkpoint"]["run_id"]
         return next((t for t in self.trials if t.run_id == run), None)

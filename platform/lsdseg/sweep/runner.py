@@ -176,11 +176,11 @@ def _plan_more_seeds(layout: SweepLayout, state: SweepState, count: int) -> Swee
 
 
 def _defaults_number(layout: SweepLayout, state: SweepState) -> Optional[int]:
-    """The search trial that ran exactly the default weights (none under PBT: its trials take others' weights)."""
+    """This sweep's search trial that ran exactly the default weights (a warm start's copied trials ran in
+    another sweep; none under PBT, whose trials take others' weights)."""
     if state.settings.scheduler == "pbt":
         return None
-    params = SweepResults(layout).params_of
-    return next((n for n, p in sorted(params.items()) if p == state.defaults), None)
+    return next((t.number for t in SweepResults(layout).search if t.params == state.defaults), None)
 
 
 def _drive(layout: SweepLayout, state: SweepState, tree: dict, client: MlflowClient) -> SweepResults:
