@@ -59,8 +59,9 @@ class Protocol:
 @dataclass
 class Outcome:
     shipped: str
-    runs: int
+    runs: float
     verified: Optional[str]
+    drawn: list[str]  # the configurations the sweep searched
 
 
 LOOKS = (100, 150, 300)
@@ -95,7 +96,7 @@ def simulate(p: Protocol, tables: dict[int, dict[str, dict[int, float]]], rng: r
     if p.verify_seeds == 0:  # the protocol shipped up to f0f0fab: confirm the top K and the defaults, ship the best mean
         top = sorted(range(1, len(names)), key=lambda i: -search[i])[: p.race_runs]
         means = {i: statistics.fmean(table[names[i]][s] for s in select) for i in [0, *top]}
-        return Outcome(names[max(means, key=means.get)], p.budget(), None)
+        return Outcome(names[max(means, key=means.get)], p.budget(), None, names)
     # a short first look is no 300-iteration score: the race continues a search run to 300 (the rest of its cost)
     short = p.look < 300
     race = Race(search, defaults=0, selection_seeds=select, verify_seeds=verify, race_runs=p.race_runs, comparable=not short,
@@ -114,9 +115,9 @@ def simulate(p: Protocol, tables: dict[int, dict[str, dict[int, float]]], rng: r
         pending = []
     runs = len(names) * p.look / 300 + sum(race._cost(r) if r.stage == "race" else 1.0 for r in race.started)
     if race.candidate == 0:
-        return Outcome("defaults", runs, None)
+        return Outcome("defaults", runs, None, names)
     decision = decide(race.verified[race.candidate], race.verified[0], p.alpha, p.margin)
-    return Outcome(names[race.candidate] if decision.ship_candidate else "defaults", runs, names[race.candidate])
+    return Outcome(names[race.candidate] if decision.ship_candidate else "defaults", runs, names[race.candidate], names)
 
 
 def judge(p: Protocol, tables, truth, sweeps: int, effect: float, seed: int = 0) -> dict:
@@ -126,12 +127,8 @@ def judge(p: Protocol, tables, truth, sweeps: int, effect: float, seed: int = 0)
     false, gain, found, with_good, found_given = 0, [], 0, 0, 0
     runs = []
     for _ in range(sweeps):
-        state = rng.getstate()
         outcome = simulate(p, tables, rng)
-        rng_draw = random.Random()
-        rng_draw.setstate(state)  # the same draws again, to see whether this sweep's pool held a good one
-        others = sorted(n for n in truth if n != "defaults")
-        drawn = set(rng_draw.sample(others, min(p.configs - 1, len(others))))
+        drawn = set(outcome.drawn)
         shipped = outcome.shipped
         runs.append(outcome.runs)
         if shipped != "defaults" and truth[shipped] <= base:

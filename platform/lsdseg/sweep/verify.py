@@ -16,6 +16,7 @@ Pure: no Ray, Optuna or MLflow.
 """
 from __future__ import annotations
 
+import functools
 import math
 import statistics
 from dataclasses import dataclass
@@ -43,8 +44,14 @@ def paired(a: dict[int, float], b: dict[int, float], alpha: float = 0.025) -> Op
     if len(diffs) < 2:
         return None
     mean, sd = statistics.fmean(diffs), statistics.stdev(diffs)
-    half = float(stats.t.ppf(1 - alpha, len(diffs) - 1)) * sd / math.sqrt(len(diffs))
+    half = _t(alpha, len(diffs) - 1) * sd / math.sqrt(len(diffs))
     return Paired(mean, mean - half, mean + half, len(diffs), sd, alpha)
+
+
+@functools.lru_cache(maxsize=None)
+def _t(alpha: float, df: int) -> float:
+    """The t quantile 1 - alpha (cached: simulated sweeps ask for the same few thousands of times)."""
+    return float(stats.t.ppf(1 - alpha, df))
 
 
 def look_alpha(alpha: float, look: int) -> float:
