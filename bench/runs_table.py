@@ -24,7 +24,6 @@ import gzip
 import json
 import os
 import shutil
-import statistics
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from multiprocessing import get_context
@@ -105,9 +104,10 @@ def write_table(rows: list[dict[str, Any]], path: Path = TABLE) -> None:
 def score(row: dict[str, Any], horizon: Optional[int] = None, key: str = "miou") -> float:
     """The run's score at `horizon` iterations (default: its last): the mean of the last SMOOTHING
     evaluations up to there, of target mIoU or of a validator (`key`)."""
+    from lsdseg.objectives import smoothed
+
     evals = [e for e in row["evals"] if horizon is None or e["step"] <= horizon]
-    values = [e[key] if key == "miou" else e["validators"][key] for e in evals[-SMOOTHING:]]
-    return statistics.fmean(values)
+    return smoothed([e[key] if key == "miou" else e["validators"][key] for e in evals], SMOOTHING)
 
 
 def cells(rows: list[dict[str, Any]], iterations: int) -> dict[tuple[str, int], dict[str, Any]]:

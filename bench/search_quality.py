@@ -19,7 +19,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
 import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
@@ -37,13 +36,14 @@ def fresh_seeds(sampler_seed: int) -> list[int]:
 def score_run(job: dict) -> dict:
     """One run of a configuration on one seed, from scratch, at the sweep's length; its score as a sweep computes it."""
     from lsdseg.config_io import PACKAGED, load_config, to_dict, with_values
+    from lsdseg.objectives import smoothed
     from lsdseg.train import run_training
 
     cfg = with_values(to_dict(load_config([PACKAGED / "sweep.yaml"])),
                       {**job["params"], "train.seed": job["seed"], "train.threads": 1, "train.out_dir": job["out"],
                        "train.iterations": job["iterations"]})
     history = [h.miou for h in run_training(cfg).history]
-    return {"seed": job["seed"], "history": history, "score": statistics.fmean(history[-job["smoothing"]:])}
+    return {"seed": job["seed"], "history": history, "score": smoothed(history, job["smoothing"])}
 
 
 def retrain(params: dict, seeds: list[int], out: Path, iterations: int, smoothing: int, workers: int) -> dict[int, float]:

@@ -10,20 +10,34 @@ from __future__ import annotations
 
 import gc
 import math
-import statistics
 from contextlib import nullcontext
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Optional, Sequence
 
 import ray
 import torch
 from ray import tune
 
 from lsdseg import checkpoint as ckpt
-from lsdseg.objectives import Objective, oriented
-from lsdseg.sweep import population
-from lsdseg.sweep.schedule import run_schedule
+from lsdseg.objectives import Objective, oriented, smoothed
+from lsdseg.schedule import run_schedule
 from lsdseg.train import EvalReport
+
+# A Population Based Training member's config: {MEMBER: {field path: value, ..., NUMBER: its Optuna number}}.
+# Its values sit under one key, which PBT perturbs in place. NUMBER is no config field (the trainable drops it),
+# and true only until the trial's first exploit, which copies the other trial's whole config: it is read when
+# the trial starts (its MLflow run keeps it), never later.
+MEMBER = "member"
+NUMBER = "optuna_trial_number"
+
+
+def member_values(config: dict[str, Any]) -> dict[str, Any]:
+    """A member's config values, without its number."""
+    return {k: v for k, v in config[MEMBER].items() if k != NUMBER}
+
+
+def member_number(config: Optional[dict[str, Any]]) -> Optional[int]:
+    return ((config or {}).get(MEMBER) or {}).get(NUMBER)
 
 
 def result_metrics(ev: EvalReport, objective: Objective, iterations: int, recent: list[float]) -> dict[str, Any]:
@@ -31,7 +45,7 @@ def result_metrics(ev: EvalReport, objective: Objective, iterations: int, recent
     which include this one, turned so that higher is better), `selection` (this evaluation's, by which
     Tune keeps the best checkpoint), the target mIoU, the validators, per-class IoU and mean losses."""
     return {
-        "score": oriented(objective, statistics.fmean(recent)), "selection": oriented(objective, ev.value(objective)),
+        "score": oriented(objective, smoothed(recent, len(recent))), "selection": oriented(objective, ev.value(objective)),
         "miou": ev.miou, **ev.also, "step": ev.step, "iterations": iterations, "run_status": "running",
         **{f"val/{name}": v for name, v in ev.validators.items()},
         **{f"iou/{name}": v for name, v in ev.per_class_iou.items()},
@@ -83,4 +97,4 @@ def run_trainable(config: dict[str, Any], base: dict[str, Any], smoothing: int) 
 
 def pbt_trainable(config: dict[str, Any], base: dict[str, Any], smoothing: int) -> None:
     """A member of a PBT population: its values (which PBT perturbs in place) sit under one key."""
-    lsdseg_trainable(population.values(config), base, smoothing)
+    lsdseg_trainable(member_values(config), base, smoothing)

@@ -3,12 +3,19 @@ and the command line read this)."""
 from __future__ import annotations
 
 import math
-from typing import Literal
+from typing import Literal, Sequence
 
 Objective = Literal["target_miou", "source_miou", "entropy", "im", "snd", "dev"]
 # the label-free validators (lsdseg.validators), each logged as val/<name> at every evaluation
 VALIDATORS: tuple[Objective, ...] = ("source_miou", "entropy", "im", "snd", "dev")
 DIRECTION: dict[Objective, int] = {"target_miou": 1, "source_miou": 1, "entropy": -1, "im": 1, "snd": 1, "dev": -1}  # +1: higher is better
+
+
+def smoothed(values: Sequence[float], k: int) -> float:
+    """The mean of the last `k` values: a run's score (one evaluation swings by several points; the mean of a
+    few by less). The trainable, the sweep's records and the benchmarks all score runs with this."""
+    recent = list(values)[-k:]
+    return math.fsum(recent) / len(recent) if recent else math.nan
 
 
 def oriented(objective: Objective, value: float) -> float:

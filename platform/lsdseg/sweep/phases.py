@@ -23,19 +23,18 @@ from mlflow.tracking import MlflowClient
 from ray import tune
 
 from lsdseg.config_io import field_paths, with_values
-from lsdseg.sweep import population
+from lsdseg.schedule import read_lineage
 from lsdseg.sweep.layout import SweepLayout
 from lsdseg.sweep.progress import SweepProgress
 from lsdseg.sweep.race import DEFAULTS, Race, Run
 from lsdseg.sweep.results import SweepResults
-from lsdseg.sweep.schedule import read_lineage
-from lsdseg.sweep.searcher import BudgetedSearch, HonestOptunaSearch, RaceSearcher
+from lsdseg.sweep.searcher import BudgetedSearch, HonestOptunaSearch, RaceSearcher, draw_population, tell_population
 from lsdseg.sweep.settings import SweepSettings
 from lsdseg.sweep.spaces import continuous, load_space
 from lsdseg.sweep.state import Look, SweepState, read_state
 from lsdseg.sweep.stopping import make_scheduler
 from lsdseg.sweep.tracking import MLflowTrials
-from trainables.lsdseg_trainable import lsdseg_trainable, pbt_trainable, run_trainable
+from trainables.lsdseg_trainable import MEMBER, lsdseg_trainable, pbt_trainable, run_trainable
 
 # Fixed settings logged with every trial, so MLflow's compare view shows what the trials shared.
 KEY_FIXED = ("train.mode", "train.iterations", "train.eval_every", "train.seed", "model.backbone",
@@ -150,9 +149,9 @@ def search(layout: SweepLayout, state: SweepState, s: SweepSettings, tree: dict)
                                    reduction_factor=s.reduction_factor, pbt_interval=s.pbt_interval, mutations=mutations)
         if s.scheduler == "pbt":  # Tune's PBT takes no searcher: a population drawn up front, one trial each
             searcher = None
-            members = population.draw(load_space(s.space), s.space, layout.optuna_storage, s.name, s.sampler_seed,
+            members = draw_population(load_space(s.space), s.space, layout.optuna_storage, s.name, s.sampler_seed,
                                       s.num_samples, [p for p in state.first_points if p])
-            space, samples = {population.MEMBER: tune.grid_search(members)}, 1
+            space, samples = {MEMBER: tune.grid_search(members)}, 1
             tune_config = dict(max_concurrent_trials=s.max_concurrent)
         else:
             searcher = _searcher(s, layout, state.first_points)
@@ -170,7 +169,7 @@ def search(layout: SweepLayout, state: SweepState, s: SweepSettings, tree: dict)
     grid = _check(tuner.fit(), s.num_samples if s.time_budget_s is None else None)
     if s.scheduler == "pbt":  # each member by the number its run was given when it started
         numbers = {t.ray_trial_id: t.number for t in SweepResults(layout).search}
-        population.tell(layout.optuna_storage, s.name,
+        tell_population(layout.optuna_storage, s.name,
                         [(numbers.get((r.metrics or {}).get("trial_id")), r.metrics, r.error is not None) for r in grid])
     return grid
 

@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import math
-import statistics
 from dataclasses import dataclass, field
 from typing import Any, Literal, Optional
 
 from mlflow.tracking import MlflowClient
 
-from lsdseg.objectives import VALIDATORS
+from lsdseg.objectives import VALIDATORS, smoothed
 
 Phase = Literal["search", "race", "verify"]
 Curve = tuple[tuple[int, float], ...]
@@ -75,9 +74,9 @@ class TrialRecord:
         return self.config_label if self.phase == "search" else f"{self.config_label}, {self.phase} seed {self.seed}"
 
 
-def smoothed(curve: Curve, k: int) -> float:
+def smoothed_curve(curve: Curve, k: int) -> float:
     """The mean of the last `k` values of a curve: a run's score, as the trainable reports it."""
-    return statistics.fmean(v for _, v in curve[-k:]) if curve else math.nan
+    return smoothed([v for _, v in curve], k)
 
 
 def rank_key(t: TrialRecord) -> tuple[bool, float]:

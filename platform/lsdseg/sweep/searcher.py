@@ -1,4 +1,5 @@
-"""The sweep's Ray Tune searchers: Optuna's for the search, and the race's for what follows.
+"""Who proposes a sweep's trials: Optuna through Ray Tune's OptunaSearch for the search, the race's searcher
+for what follows, and the drawn population of a Population Based Training search.
 
 Ray Tune's OptunaSearch, telling Optuna the truth about trials that did not finish.
 
@@ -15,12 +16,15 @@ import math
 import pickle
 from typing import Any, Callable, Optional
 
+import optuna
 from optuna.trial import TrialState
 from ray.air.constants import TRAINING_ITERATION
 from ray.tune.search import ConcurrencyLimiter, Searcher, SearchGenerator
 from ray.tune.search.optuna import OptunaSearch
 
 from lsdseg.sweep.race import Race, Run
+from lsdseg.sweep.spaces import Space, sample
+from trainables.lsdseg_trainable import NUMBER
 
 log = logging.getLogger(__name__)
 
@@ -111,3 +115,34 @@ class RaceSearcher(Searcher):
         with open(checkpoint_path, "rb") as f:
             saved = pickle.load(f)
         self.race, self.running = saved["race"], saved["running"]
+
+
+# --- Population Based Training ------------------------------------------------------------------------------------------
+# Ray Tune runs PBT only with its basic variant generator, not with a searcher (PBT changes the configs a searcher
+# proposed). So the population is drawn here, from the same define-by-run space, as trials of the sweep's Optuna
+# study (at random: every member starts at once, so TPE would have nothing to learn from), with the defaults and any
+# warm-start candidates first. Each member's config carries its Optuna number, which names its runs as in any sweep;
+# when the search ends, each Optuna trial is told its member's final score.
+
+def draw_population(space: Space, name: str, storage: str, study_name: str, seed: int, size: int,
+                    first: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    study = optuna.create_study(storage=storage, study_name=study_name, sampler=optuna.samplers.RandomSampler(seed=seed),
+                                direction="maximize", load_if_exists=True)
+    for point in first[:size]:
+        study.enqueue_trial(point)
+    members = []
+    for _ in range(size):
+        trial = study.ask()
+        members.append({**sample(space, trial, name), NUMBER: trial.number})
+    return members
+
+
+def tell_population(storage: str, study_name: str, results: list[tuple[Optional[int], Optional[dict], bool]]) -> None:
+    """(Optuna number, last result, errored) of every member: its final score, or how it failed."""
+    study = optuna.load_study(study_name=study_name, storage=storage)
+    open_trials = {t.number for t in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))}
+    for number, result, error in results:
+        if number in open_trials:
+            open_trials.remove(number)
+            outcome = trial_outcome(result, error)
+            study.tell(number, result.get("score") if outcome == "completed" else None, state=STATES[outcome])

@@ -17,7 +17,7 @@ from optuna.distributions import FloatDistribution
 from ray import tune
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining, TrialScheduler
 
-from lsdseg.sweep.population import MEMBER
+from trainables.lsdseg_trainable import MEMBER
 
 Strategy = Literal["asha", "hyperband", "asha_patient", "pbt", "none"]
 STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)

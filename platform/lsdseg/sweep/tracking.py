@@ -18,9 +18,9 @@ from mlflow.entities import Dataset, DatasetInput, InputTag, Metric, Param, RunT
 from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
-from lsdseg.sweep import population
 from lsdseg.sweep.errors import SweepError
 from lsdseg.sweep.searcher import HonestOptunaSearch, trial_outcome
+from trainables.lsdseg_trainable import MEMBER, member_number, member_values
 
 
 def default_tracking_uri() -> str:
@@ -136,11 +136,11 @@ class MLflowTrials(Callback):
             label = "defaults" if point["defaults"] else f"trial-{point['number']}"
             params = {**point["params"], "train.seed": point["seed"], "train.iterations": point["iterations"]}
             return f"{point['phase']}-{label}-seed-{point['seed']}", tags, params
-        pbt = population.MEMBER in trial.config
-        number = population.number(trial.config) if pbt else self.searcher.optuna_number(trial.trial_id) if self.searcher else None
+        pbt = MEMBER in trial.config
+        number = member_number(trial.config) if pbt else self.searcher.optuna_number(trial.trial_id) if self.searcher else None
         tags = {"seed": str(self.seed), "phase": "search", "iterations": str(self.iterations)}
         tags |= {} if number is None else {"optuna_trial_number": str(number)}
-        return (str(trial) if number is None else f"trial-{number}"), tags, population.values(trial.config) if pbt else dict(trial.config)
+        return (str(trial) if number is None else f"trial-{number}"), tags, member_values(trial.config) if pbt else dict(trial.config)
 
     def run_name(self, trial) -> str:
         """What the trial is called everywhere: trial-<Optuna number>, or <phase>-trial-<n>-seed-<s>."""
@@ -161,7 +161,7 @@ class MLflowTrials(Callback):
                    if (k in ("miou", "score") or k.startswith(("val/", "iou/", "loss/")))
                       and isinstance(v, (int, float)) and math.isfinite(v)]
         if self.varying:
-            values = population.values(trial.config)
+            values = member_values(trial.config)
             metrics += [Metric(f"config/{k}", float(values[k]), now, step) for k in self.varying if k in values]
         self.client.log_batch(run_id, metrics=metrics, tags=self._node_tags(trial, result))  # one call per evaluation
 

@@ -25,8 +25,8 @@ from typing import Optional, Sequence
 import numpy as np
 from scipy import stats
 
-from lsdseg.objectives import VALIDATORS, oriented
-from lsdseg.sweep.record import TrialRecord, smoothed
+from lsdseg.objectives import VALIDATORS, oriented, smoothed
+from lsdseg.sweep.record import TrialRecord, smoothed_curve
 
 FEW = 8  # below this many runs a correlation says little, and the report says so
 BOOTSTRAP = 2000
@@ -85,10 +85,10 @@ def assess(records: Sequence[TrialRecord], name: str, k: int = 3) -> Optional[Tr
     if len(flat) < 3:
         return None
     x, y = [p[1] for p in flat], [p[2] for p in flat]
-    run_x = [statistics.fmean(p[1] for p in run[-k:]) for run in per_run]
-    run_y = [statistics.fmean(p[2] for p in run[-k:]) for run in per_run]
+    run_x = [smoothed([p[1] for p in run], k) for run in per_run]
+    run_y = [smoothed([p[2] for p in run], k) for run in per_run]
     low, high = _bootstrap(run_x, run_y) if len(per_run) >= 3 else (math.nan, math.nan)
-    finals = [(statistics.fmean(p[1] for p in run[-k:]), smoothed(r.history, k)) for r, run in paired
+    finals = [(smoothed([p[1] for p in run], k), smoothed_curve(r.history, k)) for r, run in paired
               if r.phase == "search" and r.status == "completed"]
     best = max((f[1] for f in finals), default=math.nan)
     return Trust(name, len(per_run), _spearman(run_x, run_y), low, high, len(flat), _spearman(x, y),
