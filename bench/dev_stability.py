@@ -92,6 +92,7 @@ def run(job: tuple[str, int]) -> dict:
 
     from lsdseg import checkpoint
     from lsdseg.config_io import PACKAGED, load_config, to_dict, with_values
+    from lsdseg.runlayout import CHECKPOINT, RunLayout
     from lsdseg.train import run_training
 
     torch.set_num_threads(1)
@@ -99,11 +100,11 @@ def run(job: tuple[str, int]) -> dict:
     out = Path(__file__).resolve().parent / "scratch" / "dev_stability" / f"{name}-seed{seed}"
     cfg = with_values(to_dict(load_config([PACKAGED / "sweep.yaml"])),
                       {**params_of(name), "train.seed": seed, "train.threads": 1, "train.out_dir": str(out), "train.keep_checkpoints": 10})
-    if not (out / "summary.json").is_file():  # a finished run's checkpoints are evaluated again, not retrained
+    if not RunLayout(out).summary.is_file():  # a finished run's checkpoints are evaluated again, not retrained
         shutil.rmtree(out, ignore_errors=True)
         run_training(cfg)
     evaluations = []
-    for path in sorted(out.glob("checkpoints/step_*/checkpoint.pt")):
+    for path in [folder / CHECKPOINT for folder in RunLayout(out).steps()]:
         state = checkpoint.load(path)
         evaluations.append({"step": state["step"], "miou": state["history"][-1]["miou"], **both(str(path))})
     return {"config": name, "seed": seed, "evaluations": evaluations}

@@ -202,6 +202,8 @@ def listing() -> str:
 
 
 def main() -> None:
+    from lsdseg.runlayout import RunLayout
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--configs", nargs="+", default=list(POOL), choices=list(POOL))
     parser.add_argument("--seeds", nargs="+", type=int, default=list(SEEDS), choices=SEEDS)
@@ -215,7 +217,7 @@ def main() -> None:
     rows = read_table()
     if args.extend is not None:
         missing = [c for c in EXTEND
-                   if c in cells(rows, 300) and not (_out(*c) / "checkpoints").is_dir() and c not in cells(rows, args.extend)]
+                   if c in cells(rows, 300) and not RunLayout(_out(*c)).checkpoints.is_dir() and c not in cells(rows, args.extend)]
         if missing:
             parser.error("--extend continues each cell from its own 300-iteration checkpoint; "
                          f"none in {_out(*missing[0])}: record it again first")

@@ -10,7 +10,8 @@ import pytest
 from lsdseg import checkpoint
 from lsdseg.checkpoint import latest_checkpoint
 from lsdseg.config_io import to_dict
-from lsdseg.schedule import LINEAGE, read_lineage, run_schedule
+from lsdseg.runlayout import LINEAGE
+from lsdseg.schedule import read_lineage, run_schedule
 
 pytestmark = pytest.mark.unit
 

@@ -20,6 +20,7 @@ from ray import tune
 
 from lsdseg import checkpoint as ckpt
 from lsdseg.objectives import Objective, oriented, smoothed
+from lsdseg.runlayout import CHECKPOINT
 from lsdseg.schedule import run_schedule
 from lsdseg.train import EvalReport
 
@@ -73,7 +74,7 @@ def lsdseg_trainable(sampled: dict[str, Any], base: dict[str, Any], smoothing: i
 
     try:
         with checkpoint.as_directory() if checkpoint is not None else nullcontext() as folder:
-            resume = None if folder is None else Path(folder) / "checkpoint.pt"
+            resume = None if folder is None else Path(folder) / CHECKPOINT
             if resume is not None:  # the score spans the restart
                 values.extend(EvalReport(**h).value(objective) for h in ckpt.load(resume)["history"])
             result = run_schedule(base, [(0, sampled), *changes], {"train.out_dir": str(out), "train.threads": cpus}, report, resume)

@@ -16,6 +16,7 @@ from lsdseg.config import Config
 from lsdseg.config_io import to_dict, with_overrides, with_values
 from lsdseg.models import Nets, build_nets
 from lsdseg.optim import Optimizers
+from lsdseg.runlayout import RunLayout
 
 FORMAT = "lsdseg-checkpoint-v1"
 DIGEST = "sha256"  # of every tensor's bytes, in key order: flipped bits on a disk or in a copy are caught on load
@@ -79,8 +80,7 @@ def load(path: Path | str) -> dict[str, Any]:
 
 def latest_checkpoint(out_dir: Path | str) -> Optional[Path]:
     """The newest evaluation checkpoint of a run folder, or None."""
-    found = sorted(Path(out_dir).glob("checkpoints/step_*/checkpoint.pt"))
-    return found[-1] if found else None
+    return RunLayout(Path(out_dir)).latest()
 
 
 def rebuild(state: dict[str, Any], overrides: Iterable[str] = ()) -> tuple[Config, Nets]:

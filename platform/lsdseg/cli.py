@@ -277,7 +277,7 @@ def sweep(ctx: click.Context, config_paths: tuple[str, ...], resume_dir: str | N
 @one_line_errors
 def sweeps(root: str) -> None:
     """List the sweeps under ROOT: name, status, trials done/planned, confirmed best, start time."""
-    from lsdseg.sweep.listing import render_sweeps
+    from lsdseg.sweep.leaderboard import render_sweeps
 
     click.echo(render_sweeps(Path(root)))
 

@@ -19,9 +19,9 @@ from typing import Any, Callable, Optional, Sequence
 
 from lsdseg import checkpoint as ckpt
 from lsdseg.config_io import with_values
+from lsdseg.runlayout import LINEAGE
 from lsdseg.train import EvalReport, RunResult, run_training
 
-LINEAGE = "lineage.json"  # beside checkpoint.pt: [[from_step, values], ...]
 Schedule = list[tuple[int, dict[str, Any]]]
 
 

@@ -33,6 +33,7 @@ from lsdseg.models import build_nets
 from lsdseg.objectives import Objective, oriented
 from lsdseg.optim import apply_hparams, build_optimizers, set_f_lr
 from lsdseg.runinfo import run_info
+from lsdseg.runlayout import RunLayout
 from lsdseg.step import train_step
 
 
@@ -103,10 +104,10 @@ def selected(history: list[EvalReport], objective: Objective) -> Optional[EvalRe
     return max(ranked, key=lambda h: oriented(objective, h.value(objective)), default=None)
 
 
-def _keep_selected(path: Path, ckpt_dir: Path) -> None:
+def _keep_selected(path: Path, run: RunLayout) -> None:
     """checkpoints/selected/checkpoint.pt: a hard link to the selected evaluation's checkpoint (a copy where
     links are not possible), so pruning the step folders never removes it."""
-    target = ckpt_dir / "selected" / "checkpoint.pt"
+    target = run.selected
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_suffix(".tmp")
     tmp.unlink(missing_ok=True)
@@ -117,8 +118,8 @@ def _keep_selected(path: Path, ckpt_dir: Path) -> None:
     os.replace(tmp, target)
 
 
-def _prune(ckpt_dir: Path, keep: int) -> None:
-    for old in sorted(ckpt_dir.glob("step_*"))[:-keep]:
+def _prune(run: RunLayout, keep: int) -> None:
+    for old in run.steps()[:-keep]:
         for f in old.iterdir():
             f.unlink()
         old.rmdir()
@@ -142,9 +143,9 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
         cfg = replace(cfg, train=replace(t, out_dir=f"runs/{t.mode}-{time.strftime('%Y%m%d-%H%M%S')}"))
         t = cfg.train
     out = Path(t.out_dir).expanduser().resolve()
-    if resume is None and (out / "metrics.jsonl").exists():
+    run = RunLayout(out)
+    if resume is None and run.metrics.exists():
         raise ResumeError(f"{out} already holds a run: pick a new train.out_dir, or continue it with --resume")
-    ckpt_dir = out / "checkpoints"
     adapt = t.mode == "lsd"
 
     torch.manual_seed(t.seed)
@@ -188,10 +189,10 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
     try:
         out.mkdir(parents=True, exist_ok=True)
         # A resumed run adds its own files next to the first ones instead of overwriting them.
-        suffix = "" if resume is None else f"-resumed-at-{start}"
-        dump_config(cfg, out / f"config{suffix}.yaml")
+        resumed_at = None if resume is None else start
+        dump_config(cfg, run.config(resumed_at))
         info = {**run_info(device), "seed": t.seed, "resumed_from": str(resume) if resume else None}
-        (out / f"run{suffix}.json").write_text(json.dumps(info, indent=2))
+        run.info(resumed_at).write_text(json.dumps(info, indent=2))
         for step in range(start + 1, t.iterations + 1):
             set_f_lr(opts.f, cfg.optim, step)
             batch = next(labelled)
@@ -216,7 +217,7 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
             bar.update(1)
             if step % t.eval_every == 0 or step == t.iterations:
                 ev = validate(nets.f, val, source_val, device, autocast, classes, cfg.data.target_labels, channels_last)
-                path = ckpt_dir / f"step_{step:07d}" / "checkpoint.pt"
+                path = run.step(step)
                 target = ev.target
                 rep = EvalReport(step, target.miou if target else math.nan, target.per_class_iou if target else {},
                                  {k: v / count for k, v in sums.items()}, str(path), ev.validators)
@@ -224,9 +225,9 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
                 history.append(rep)
                 checkpoint.save(path, nets, opts, step, to_dict(cfg), {"history": [asdict(h) for h in history]})
                 if selected(history, t.objective) is rep:
-                    _keep_selected(path, ckpt_dir)
-                _prune(ckpt_dir, t.keep_checkpoints)
-                with open(out / "metrics.jsonl", "a") as f:
+                    _keep_selected(path, run)
+                _prune(run, t.keep_checkpoints)
+                with open(run.metrics, "a") as f:
                     f.write(json.dumps(asdict(rep)) + "\n")
                 bar.set_postfix({t.objective: f"{rep.objective:.3f}", "loss_f": f"{rep.losses['loss_f']:.3f}"})
                 if report is not None:
@@ -244,5 +245,5 @@ def run_training(cfg: Config, report: Optional[Report] = None, resume: Path | st
         status, step, mious[-1] if mious else math.nan, max(mious) if mious else math.nan,
         str(out), message, history, selected(history, t.objective),
     )
-    (out / "summary.json").write_text(json.dumps({k: v for k, v in asdict(result).items() if k != "history"}, indent=2))
+    run.summary.write_text(json.dumps({k: v for k, v in asdict(result).items() if k != "history"}, indent=2))
     return result

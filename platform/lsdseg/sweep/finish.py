@@ -27,6 +27,7 @@ from lsdseg import checkpoint as ckpt
 from lsdseg.config_io import dump_config, with_values
 from lsdseg.evaluate import evaluate_checkpoint
 from lsdseg.objectives import VALIDATORS
+from lsdseg.runlayout import CHECKPOINT
 from lsdseg.sweep import phases
 from lsdseg.sweep.layout import SweepLayout
 from lsdseg.sweep.record import TrialRecord
@@ -39,7 +40,7 @@ from lsdseg.sweep.verify import Paired
 
 def _location(checkpoint: tune.Checkpoint) -> str:
     """A path on this machine, or a URI (s3://...) where the checkpoint lives on remote storage."""
-    path = f"{checkpoint.path}/checkpoint.pt"
+    path = f"{checkpoint.path}/{CHECKPOINT}"
     return path if checkpoint.filesystem.type_name == "local" else f"{checkpoint.filesystem.type_name}://{path}"
 
 

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
+from lsdseg.runlayout import CHECKPOINT
 from lsdseg.sweep.errors import SweepError
 
 DEFAULT_ROOT = Path("sweeps")
@@ -75,7 +76,7 @@ class SweepLayout:
 
     @property
     def best_checkpoint(self) -> Path:
-        return self.best_checkpoint_dir / "checkpoint.pt"
+        return self.best_checkpoint_dir / CHECKPOINT
 
     @property
     def log(self) -> Path:

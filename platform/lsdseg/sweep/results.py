@@ -20,6 +20,7 @@ from mlflow.tracking import MlflowClient
 
 from lsdseg.checkpoint import latest_checkpoint
 from lsdseg.objectives import PERCENT, Objective, advantage, text
+from lsdseg.runlayout import RunLayout
 from lsdseg.sweep.errors import SweepError
 from lsdseg.sweep.layout import SweepLayout, find_sweep
 from lsdseg.sweep.record import TrialRecord, load_records, ranked
@@ -204,7 +205,7 @@ class SweepResults:
         return latest_checkpoint(self.layout.source_only)
 
     def source_only_per_class(self) -> dict[str, float]:
-        metrics = self.layout.source_only / "metrics.jsonl"
+        metrics = RunLayout(self.layout.source_only).metrics
         if not metrics.is_file() or "source_only" not in self.references:
             return {}
         return json.loads(metrics.read_text().splitlines()[-1])["per_class_iou"]

@@ -20,10 +20,11 @@ from plotly import graph_objects as go
 
 from lsdseg.data.base import DataError
 from lsdseg.sweep.report import figures, study_figures, validators, verification
-from lsdseg.sweep.report.examples import target_examples
 from lsdseg.sweep.report.fmt import number, percent
 from lsdseg.sweep.results import SweepResults
 from lsdseg.sweep.trust import assess_all, caveat
+
+REPORT_ARTIFACTS = "report"  # the folder of the parent MLflow run the page and its figures go to
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,7 @@ def _examples(results: SweepResults, count: int) -> Figure | str:
     if best is None:
         return "Not shown: the sweep has no shipped checkpoint."
     try:
-        return figures.examples(*target_examples(best, results.source_only_checkpoint(), count))
+        return figures.examples(*figures.target_examples(best, results.source_only_checkpoint(), count))
     except DataError as err:  # e.g. a real dataset's folder not mounted on this machine
         return f"Not shown: the target validation images cannot be read ({err})."
 
@@ -103,7 +104,7 @@ def _validators(results: SweepResults, out: Path) -> dict[str, Any]:
 
 def write_report(sweep: str | Path, out: Optional[Path] = None, examples: int = 4) -> Path:
     results = SweepResults(sweep)
-    out = Path(out) if out is not None else results.folder / "report"
+    out = Path(out) if out is not None else results.layout.report
     out.mkdir(parents=True, exist_ok=True)
     ranked = results.ranked()
     with plt.style.context("ggplot"):
@@ -137,5 +138,5 @@ def write_report(sweep: str | Path, out: Optional[Path] = None, examples: int = 
     html.write_text(page)
     figure_files = [s.file for s in [verified["figure"], trust["figure"], *sections] if s is not None and not s.note]
     for path in [html, *(out / f for f in figure_files)]:
-        results.client.log_artifact(results.parent_run_id, str(path), "report")
+        results.client.log_artifact(results.parent_run_id, str(path), REPORT_ARTIFACTS)
     return html

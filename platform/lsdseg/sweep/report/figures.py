@@ -1,10 +1,12 @@
-"""The report's matplotlib figures of the runs themselves: history, curves, per-class IoU, examples.
+"""The report's matplotlib figures of the runs themselves: history, curves, per-class IoU, examples (and
+the examples' pixels).
 Each function returns a Figure, or a one-sentence reason why the sweep cannot show it; each has a caption
 saying how far it can be trusted (the figures from the Optuna study are in study_figures.py).
 """
 from __future__ import annotations
 
 import math
+from pathlib import Path
 from typing import Optional, Sequence
 
 import matplotlib
@@ -13,8 +15,10 @@ from matplotlib import pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
 
-from lsdseg.data.labels import CLASSES
+from lsdseg.data import val_dataset
+from lsdseg.data.labels import CLASSES, colorize
 from lsdseg.objectives import UNITS, Objective, shown
+from lsdseg.predict import load_segmenter, reconstruct, segment
 from lsdseg.sweep.record import TrialRecord
 
 matplotlib.use("Agg")  # files only: never a window, whatever display the machine has
@@ -110,3 +114,25 @@ def examples(columns: Sequence[str], rows: Sequence[Sequence[Optional[np.ndarray
     fig.suptitle("Target-domain validation images (Cityscapes colours)")
     fig.tight_layout()
     return fig
+
+
+def target_examples(shipped: Path, source_only: Optional[Path], count: int) -> tuple[list[str], list[list[np.ndarray]]]:
+    """The pixels of the example grid: (column titles, rows of HxWx3 uint8 pictures) for the first `count`
+    target validation images: the image, its label, the shipped model's and the source-only reference's
+    predictions, and the shipped G reconstructing the image from F's features."""
+    seg = load_segmenter(shipped)
+    others = [("source-only prediction", load_segmenter(source_only))] if source_only is not None else []
+    columns = ["target image", "ground truth", "shipped model's prediction", *(name for name, _ in others)]
+    if seg.g is not None:
+        columns.append("G(F(image)): shipped")
+    dataset = val_dataset(seg.cfg.data.target_val, seg.cfg.data)
+    rows = []
+    for index in range(min(count, len(dataset))):
+        image, label = dataset.load(index)
+        x = dataset[index]["image"][None]
+        row = [np.asarray(image), colorize(label), colorize(segment(seg, x, label.shape)[0])]
+        row += [colorize(segment(other, x, label.shape)[0]) for _, other in others]
+        if seg.g is not None:
+            row.append(reconstruct(seg, x)[0])
+        rows.append(row)
+    return columns, rows
