@@ -41,7 +41,9 @@ class Segmenter(mlflow.pyfunc.PythonModel):
 
         self.segmenter = load_segmenter(context.artifacts["checkpoint"])
 
-    def predict(self, context, model_input: Any, params: Optional[dict[str, Any]] = None) -> np.ndarray:
+    # model_input is hinted np.ndarray, the one hint MLflow takes without inferring a schema or warning on stderr at import
+    # (Any or no hint both warn); SIGNATURE above describes the array.
+    def predict(self, context, model_input: np.ndarray, params: Optional[dict[str, Any]] = None) -> np.ndarray:
         import torch
 
         from lsdseg.predict import segment

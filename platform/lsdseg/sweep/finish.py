@@ -20,7 +20,6 @@ import time
 from typing import Any, Optional
 
 from mlflow.entities import Metric, RunTag
-from mlflow.tracking import MlflowClient
 from ray import tune
 
 from lsdseg import checkpoint as ckpt
@@ -29,10 +28,9 @@ from lsdseg.evaluate import evaluate_checkpoint
 from lsdseg.objectives import VALIDATORS
 from lsdseg.runlayout import CHECKPOINT
 from lsdseg.sweep import phases
-from lsdseg.sweep.layout import SweepLayout
 from lsdseg.sweep.record import TrialRecord
 from lsdseg.sweep.results import LookResult, SweepResults
-from lsdseg.sweep.state import SweepState, write_state
+from lsdseg.sweep.state import Sweep
 from lsdseg.sweep.stopping import winner_verdict
 from lsdseg.sweep.tracking import fail_unfinished
 from lsdseg.sweep.verify import Paired
@@ -54,10 +52,10 @@ def _shipped_run(results: SweepResults, candidate: bool) -> Optional[TrialRecord
     return (verified or [t for t in mine if t.phase == "search"] or mine or [None])[0]
 
 
-def _checkpoint(results: SweepResults, tree: dict, run: TrialRecord, grids: dict) -> tuple[Optional[tune.Checkpoint], str]:
+def _checkpoint(results: SweepResults, sweep: Sweep, run: TrialRecord, grids: dict) -> tuple[Optional[tune.Checkpoint], str]:
     """The run's checkpoint to ship, and how it was chosen."""
     phase = "search" if run.phase == "search" else "select" if (run.look or 1) == 1 else f"look-{run.look}"
-    grid = grids.get(phase) or phases.results_of(results.layout, results.settings, tree, phase)
+    grid = grids.get(phase) or phases.results_of(sweep.layout, sweep.settings, sweep.tree, phase)
     result = next((r for r in grid or [] if (r.metrics or {}).get("trial_id") == run.ray_trial_id), None)
     if result is None:
         return None, ""
@@ -131,21 +129,20 @@ def _replay(results: SweepResults, tree: dict, number: Optional[int]) -> Optiona
                           grace_period=s.grace_period, reduction_factor=s.reduction_factor)
 
 
-def finish(layout: SweepLayout, state: SweepState, tree: dict, client: MlflowClient, grids: dict) -> SweepResults:
-    write_state(layout, state)
+def finish(sweep: Sweep, grids: dict) -> SweepResults:
+    state, client = sweep.state, sweep.client
     fail_unfinished(client, state.experiment_id, state.parent_run_id)
-    results = SweepResults(layout)
-    parent = state.parent_run_id
+    results = SweepResults(sweep.layout)
     failed = not any(t.status == "completed" for t in results.search)
     if not failed:
-        state = _ship(results, state, tree, client, grids)
-    state = state.replace(status="failed" if failed else "finished", phase="done")
-    write_state(layout, state)
-    client.set_terminated(parent, "FAILED" if failed else "FINISHED")
-    return SweepResults(layout)
+        _ship(results, sweep, grids)
+    sweep.update(status="failed" if failed else "finished", phase="done")
+    client.set_terminated(state.parent_run_id, "FAILED" if failed else "FINISHED")
+    return SweepResults(sweep.layout)
 
 
-def _ship(results: SweepResults, state: SweepState, tree: dict, client: MlflowClient, grids: dict) -> SweepState:
+def _ship(results: SweepResults, sweep: Sweep, grids: dict) -> None:
+    state, tree, client = sweep.state, sweep.tree, sweep.client
     layout, parent, candidate = results.layout, state.parent_run_id, results.shipped_candidate
     run = _shipped_run(results, candidate)
     params = dict(results.candidate.params) if candidate else dict(state.defaults)
@@ -167,7 +164,7 @@ def _ship(results: SweepResults, state: SweepState, tree: dict, client: MlflowCl
         row["power"] = {"min_effect": state.settings.min_effect, "seeds": power[0], "alpha": power[1], "sd": power[2]}
     shipped_val, test = math.nan, None
     if run is not None:
-        chosen, how = _checkpoint(results, tree, run, grids)
+        chosen, how = _checkpoint(results, sweep, run, grids)
         if chosen is not None:
             chosen.to_directory(str(layout.best_checkpoint_dir))  # a local copy, wherever the run trained
             saved = ckpt.load(layout.best_checkpoint)
@@ -190,4 +187,4 @@ def _ship(results: SweepResults, state: SweepState, tree: dict, client: MlflowCl
     client.log_batch(parent, metrics=[Metric(k, float(v), now, 0) for k, v in _metrics(results, shipped_val, test).items()
                                       if math.isfinite(v)],
                      tags=tags)
-    return state.replace(stopping_replay=_replay(results, tree, results.candidate.number if results.candidate else state.defaults_number))
+    sweep.update(stopping_replay=_replay(results, tree, results.candidate.number if results.candidate else state.defaults_number))

@@ -31,7 +31,7 @@ from lsdseg.sweep.results import SweepResults
 from lsdseg.sweep.searcher import BudgetedSearch, HonestOptunaSearch, RaceSearcher, draw_population, tell_population
 from lsdseg.sweep.settings import SweepSettings
 from lsdseg.sweep.spaces import continuous, load_space
-from lsdseg.sweep.state import Look, SweepState, read_state
+from lsdseg.sweep.state import Look, Sweep, SweepState, read_state
 from lsdseg.sweep.stopping import make_scheduler
 from lsdseg.sweep.tracking import MLflowTrials
 from trainables.lsdseg_trainable import MEMBER, lsdseg_trainable, pbt_trainable, run_trainable
@@ -89,8 +89,9 @@ def _trainable(fn, tree: dict, s: SweepSettings):
     return tune.with_resources(trainable, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
 
 
-def _run_config(layout: SweepLayout, s: SweepSettings, phase: str, callbacks: list) -> tune.RunConfig:
-    storage_path, name = layout.experiment(phase, s.storage, s.name)
+def _run_config(sweep: Sweep, phase: str, callbacks: list) -> tune.RunConfig:
+    s = sweep.settings
+    storage_path, name = sweep.layout.experiment(phase, s.storage, s.name)
     # PBT hands a trial's latest checkpoint to another trial, which restores it a moment later: keep a few
     # more, or the donor may have pruned it by then
     keep = 6 if phase == "search" and s.scheduler == "pbt" else 2
@@ -100,7 +101,8 @@ def _run_config(layout: SweepLayout, s: SweepSettings, phase: str, callbacks: li
                           failure_config=tune.FailureConfig(max_failures=s.max_failures), checkpoint_config=checkpoints)
 
 
-def _callbacks(state: SweepState, phase: str, searcher, tree: dict, trials: int, varying: tuple[str, ...] = ()) -> list:
+def _callbacks(sweep: Sweep, phase: str, searcher, trials: int, varying: tuple[str, ...] = ()) -> list:
+    state, tree = sweep.state, sweep.tree
     values = field_paths(with_values(tree, {}))
     # every searched field too, at the base value a trial keeps when it does not sample it (a conditional
     # one): every run then has the same params, which MLflow's compare plots need (they drop a run missing one)
@@ -138,10 +140,11 @@ def _search_fn(s: SweepSettings):
     return pbt_trainable if s.scheduler == "pbt" else lsdseg_trainable
 
 
-def search(layout: SweepLayout, state: SweepState, s: SweepSettings, tree: dict) -> tune.ResultGrid:
+def search(sweep: Sweep) -> tune.ResultGrid:
+    layout, state, s, tree = sweep.layout, sweep.state, sweep.settings, sweep.tree
     trainable = _trainable(_search_fn(s), tree, s)
     if can_restore(layout, s, "search"):
-        tuner = _resume(layout, state, s, "search", trainable)
+        tuner = _resume(sweep, "search", trainable)
     else:
         iterations = tree["train"]["iterations"]
         mutations = continuous(load_space(s.space), s.space) if s.scheduler == "pbt" else {}
@@ -157,14 +160,14 @@ def search(layout: SweepLayout, state: SweepState, s: SweepSettings, tree: dict)
             searcher = _searcher(s, layout, state.first_points)
             space, samples = None, s.num_samples
             tune_config = dict(search_alg=BudgetedSearch(searcher, s.max_concurrent, functools.partial(_budget, str(layout.folder))))
-        callbacks = _callbacks(state, "search", searcher, tree, s.num_samples, tuple(mutations))
+        callbacks = _callbacks(sweep, "search", searcher, s.num_samples, tuple(mutations))
         tuner = tune.Tuner(
             trainable, param_space=space,
             # PBT restarts a trial with another's checkpoint and new values; a function trainable's actor cannot
             # be reset for that (Tune errors the trial), so PBT trials get fresh actors
             tune_config=tune.TuneConfig(scheduler=scheduler, num_samples=samples, time_budget_s=s.time_budget_s,
                                         reuse_actors=s.scheduler != "pbt", **tune_config),
-            run_config=_run_config(layout, s, "search", callbacks),
+            run_config=_run_config(sweep, "search", callbacks),
         )
     grid = _check(tuner.fit(), s.num_samples if s.time_budget_s is None else None)
     if s.scheduler == "pbt":  # each member by the number its run was given when it started
@@ -204,8 +207,9 @@ def point(run: Run, plan: Plan) -> dict[str, Any]:
             "iterations": plan.verify_iterations if verify else plan.race_iterations}
 
 
-def _plan(layout: SweepLayout, state: SweepState, s: SweepSettings, tree: dict, look: int = 1) -> tuple[Plan, dict[int, float]]:
+def _plan(sweep: Sweep, look: int = 1) -> tuple[Plan, dict[int, float]]:
     """The configurations a race may run, and their search scores."""
+    layout, state, s, tree = sweep.layout, sweep.state, sweep.settings, sweep.tree
     results = SweepResults(layout)
     defaults = state.defaults_number if state.defaults_number is not None else DEFAULTS
     search = {t.number: t.score if t.status == "completed" else float("nan") for t in results.search if t.number is not None}
@@ -215,14 +219,15 @@ def _plan(layout: SweepLayout, state: SweepState, s: SweepSettings, tree: dict, 
     return Plan(params, changes, defaults, iterations, s.verify_iterations or iterations, look), search
 
 
-def select(layout: SweepLayout, state: SweepState, s: SweepSettings, tree: dict) -> tune.ResultGrid:
+def select(sweep: Sweep) -> tune.ResultGrid:
     """The race on selection seeds, then the verification of its candidate (state.looks[0])."""
+    layout, state, s, tree = sweep.layout, sweep.state, sweep.settings, sweep.tree
     trainable = _trainable(run_trainable, tree, s)
     if can_restore(layout, s, "select"):
-        tuner = _resume(layout, state, s, "select", trainable)
+        tuner = _resume(sweep, "select", trainable)
     else:
         drop_orphans(state, "select")
-        plan, search = _plan(layout, state, s, tree)
+        plan, search = _plan(sweep)
         race = Race(search, plan.defaults, selection_seeds(tree["train"]["seed"], s), state.looks[0].seeds if state.looks else [],
                     s.race_runs, comparable=s.scheduler != "pbt")
         most = s.race_runs + s.selection_seeds + 2 * s.verify_seeds  # trials Tune may create; the race ends sooner
@@ -230,25 +235,26 @@ def select(layout: SweepLayout, state: SweepState, s: SweepSettings, tree: dict)
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=most, max_concurrent_trials=s.max_concurrent, reuse_actors=True),
-            run_config=_run_config(layout, s, "select", _callbacks(state, "select", None, tree, s.race_runs + 2 * s.verify_seeds)),
+            run_config=_run_config(sweep, "select", _callbacks(sweep, "select", None, s.race_runs + 2 * s.verify_seeds)),
         )
     return _check(tuner.fit(), None)
 
 
-def more_seeds(layout: SweepLayout, state: SweepState, s: SweepSettings, tree: dict, candidate: int, look: int) -> tune.ResultGrid:
+def more_seeds(sweep: Sweep, candidate: int, look: int) -> tune.ResultGrid:
     """Look `look`: the candidate and the defaults on that look's seeds, judged on their own."""
+    layout, state, s, tree = sweep.layout, sweep.state, sweep.settings, sweep.tree
     phase = f"look-{look}"
     trainable = _trainable(run_trainable, tree, s)
     if can_restore(layout, s, phase):
-        tuner = _resume(layout, state, s, phase, trainable)
+        tuner = _resume(sweep, phase, trainable)
     else:
         drop_orphans(state, phase)
-        plan, _ = _plan(layout, state, s, tree, look)
+        plan, _ = _plan(sweep, look)
         runs = [Run(config, seed, "verify") for seed in state.looks[look - 1].seeds for config in (candidate, plan.defaults)]
         tuner = tune.Tuner(
             trainable, param_space={"point": tune.grid_search([point(r, plan) for r in runs])},
             tune_config=tune.TuneConfig(num_samples=1, max_concurrent_trials=s.max_concurrent, reuse_actors=True),
-            run_config=_run_config(layout, s, phase, _callbacks(state, phase, None, tree, len(runs))),
+            run_config=_run_config(sweep, phase, _callbacks(sweep, phase, None, len(runs))),
         )
     return _check(tuner.fit(), None)
 
@@ -266,10 +272,10 @@ def _schedules(layout: SweepLayout, s: SweepSettings, tree: dict, trials: list) 
     return found
 
 
-def _resume(layout: SweepLayout, state: SweepState, s: SweepSettings, phase: str, trainable) -> tune.Tuner:
+def _resume(sweep: Sweep, phase: str, trainable) -> tune.Tuner:
     """The phase's Tune experiment as Tune last saved it, without the MLflow runs of trials it started after."""
-    path = _path(layout, s, phase)
-    drop_orphans(state, phase, keep={t.trial_id for t in tune.ExperimentAnalysis(path).trials})
+    path = _path(sweep.layout, sweep.settings, phase)
+    drop_orphans(sweep.state, phase, keep={t.trial_id for t in tune.ExperimentAnalysis(path).trials})
     return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
 
 

@@ -29,7 +29,7 @@ from lsdseg.sweep.layout import SweepLayout
 from lsdseg.sweep.results import SweepResults
 from lsdseg.sweep.settings import SweepSettings
 from lsdseg.sweep.spaces import check_space, load_space
-from lsdseg.sweep.state import Look, SweepState, read_state, write_state
+from lsdseg.sweep.state import Look, Sweep, SweepState, read_state, write_state
 from lsdseg.sweep.tracking import check_store, dataset_inputs, default_tracking_uri, end_unfinished, start_parent
 from lsdseg.sweep.verify import look_alpha
 from lsdseg.sweep.warmstart import inside, load_warm_start, seed_study
@@ -107,7 +107,7 @@ def start_sweep(s: SweepSettings, cfg: Config, verbose: bool = False) -> SweepRe
                            started=time.strftime("%Y-%m-%d %H:%M:%S"), objective=cfg.train.objective, searched=sorted(distributions),
                            defaults=defaults, data=digests, first_points=[*warm.winners, defaults])
         write_state(layout, state)
-        return _drive(layout, state, tree, client)
+        return _drive(Sweep(layout, state, tree, client))
 
 
 def _live_views(terminal, layout: SweepLayout, uri: str) -> None:
@@ -151,9 +151,9 @@ def resume_sweep(folder: Path, changes: dict[str, Any], more_seeds: Optional[int
     with console.quiet(layout.log, verbose):
         client = MlflowClient(state.tracking_uri)
         client.update_run(state.parent_run_id, status="RUNNING")
-        state = state.replace(settings=s, status="running")
-        write_state(layout, state)
-        return _drive(layout, state, tree, client)
+        sweep = Sweep(layout, state, tree, client)
+        sweep.update(settings=s, status="running")
+        return _drive(sweep)
 
 
 def _plan_more_seeds(layout: SweepLayout, state: SweepState, count: int) -> SweepState:
@@ -183,42 +183,40 @@ def _defaults_number(layout: SweepLayout, state: SweepState) -> Optional[int]:
     return next((t.number for t in SweepResults(layout).search if t.params == state.defaults), None)
 
 
-def _drive(layout: SweepLayout, state: SweepState, tree: dict, client: MlflowClient) -> SweepResults:
-    s = state.settings
+def _drive(sweep: Sweep) -> SweepResults:
+    layout, tree, s = sweep.layout, sweep.tree, sweep.settings
     phases.start_ray(s)
     pending = None
     grids = {}
     try:
-        if s.references and "source_only" not in state.references:
+        if s.references and "source_only" not in sweep.state.references:
             # on the driver's node where it fits, so that its run folder sits in the sweep folder
             here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=True)
             task = ray.remote(num_cpus=s.cpus_per_trial, num_gpus=s.gpus_per_trial, scheduling_strategy=here)(_reference)
             pending = task.remote(tree, "source_only", str(layout.source_only))
-        if state.phase == "search":
-            grids["search"] = phases.search(layout, state, s, tree)
+        if sweep.state.phase == "search":
+            grids["search"] = phases.search(sweep)
             iterations = s.verify_iterations or tree["train"]["iterations"]
             seeds = phases.next_verify_seeds(tree["train"]["seed"], [], s.verify_seeds)
             completed = any(t.status == "completed" for t in SweepResults(layout).search)
             # nothing to select without a completed trial, nor to race for without a verification to follow
-            state = state.replace(phase="select" if completed and seeds else "done", defaults_number=_defaults_number(layout, state),
-                                  looks=[Look(seeds=seeds, alpha=s.alpha, iterations=iterations)] if seeds else [])
-            write_state(layout, state)
-        if state.phase == "select":
-            grids["select"] = phases.select(layout, state, s, tree)
-            state = state.replace(phase="done")
-            write_state(layout, state)
-        if state.phase == "more_seeds":
-            look = len(state.looks)
-            grids[f"look-{look}"] = phases.more_seeds(layout, state, s, tree, SweepResults(layout).candidate.number, look)
+            sweep.update(phase="select" if completed and seeds else "done", defaults_number=_defaults_number(layout, sweep.state),
+                         looks=[Look(seeds=seeds, alpha=s.alpha, iterations=iterations)] if seeds else [])
+        if sweep.state.phase == "select":
+            grids["select"] = phases.select(sweep)
+            sweep.update(phase="done")
+        if sweep.state.phase == "more_seeds":
+            look = len(sweep.state.looks)
+            grids[f"look-{look}"] = phases.more_seeds(sweep, SweepResults(layout).candidate.number, look)
         if pending is not None:
-            state.references["source_only"] = ray.get(pending)
+            sweep.update(references={**sweep.state.references, "source_only": ray.get(pending)})
             pending = None
-        return finish(layout, state, tree, client, grids)
+        return finish(sweep, grids)
     except (KeyboardInterrupt, phases.Interrupted):
         if pending is not None:
             ray.cancel(pending, force=True)  # it resumes from its own checkpoint; nobody waits for it now
-        end_unfinished(client, state.experiment_id, state.parent_run_id)
-        write_state(layout, state.replace(status="interrupted"))
+        end_unfinished(sweep.client, sweep.state.experiment_id, sweep.state.parent_run_id)
+        sweep.update(status="interrupted")
         raise SweepInterrupted(layout.folder) from None
     finally:
         ray.shutdown()

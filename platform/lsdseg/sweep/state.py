@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from dataclasses import dataclass as dataclass_std
 from typing import Any, Literal, Optional
 
+from mlflow.tracking import MlflowClient
 from pydantic import ConfigDict, Field, TypeAdapter, ValidationError
 from pydantic.dataclasses import dataclass
 
@@ -101,3 +103,23 @@ def write_state(layout: SweepLayout, state: SweepState) -> None:
     tmp = layout.state.with_suffix(".tmp")
     tmp.write_bytes(_ADAPTER.dump_json(state, indent=2))
     tmp.replace(layout.state)  # a driver killed mid-write never leaves a torn sweep.json
+
+
+@dataclass_std
+class Sweep:
+    """A sweep in progress: its folder, its state, the base config every run starts from, and the MLflow client
+    the driver writes with. The runner, the phases and the finish take this one object."""
+
+    layout: SweepLayout
+    state: SweepState
+    tree: dict[str, Any]
+    client: MlflowClient
+
+    @property
+    def settings(self) -> SweepSettings:
+        return self.state.settings
+
+    def update(self, **changes) -> None:
+        """Change the state and write it at once: sweep.json always holds what the driver knows."""
+        self.state = self.state.replace(**changes)
+        write_state(self.layout, self.state)
