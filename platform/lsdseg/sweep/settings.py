@@ -12,7 +12,7 @@ from pydantic.dataclasses import dataclass
 class SweepSettings:
     name: str = Field(default_factory=lambda: time.strftime("sweep-%Y%m%d-%H%M%S"), pattern=r"^[A-Za-z0-9._-]+$")
     space: str = "full"  # a module of search_spaces/ or a path to a .py file defining space(trial)
-    num_samples: int = Field(8, gt=0)  # search trials
+    num_samples: int = Field(7, gt=0)  # search trials, the default weights' included
     max_concurrent: int = Field(2, gt=0)  # trials running at once
     cpus_per_trial: float = Field(1.0, gt=0)
     gpus_per_trial: float = Field(0.0, ge=0)  # fractions pack several trials on one GPU
@@ -36,16 +36,19 @@ class SweepSettings:
     # Selection (lsdseg.sweep.race): the search's configurations race the incumbent (first the default
     # weights) on up to `selection_seeds` training seeds, the search's own first, spending at most
     # `race_runs` runs. 0 race runs: the best search trial ahead of the defaults is the candidate.
-    selection_seeds: int = Field(3, ge=1, le=1000)
-    race_runs: int = Field(2, ge=0)
+    # The defaults (7 configurations, 1 selection seed, no race, 4 verification seeds, alpha 0.05: 15 runs) are
+    # the shape that shipped a truly better configuration most often at the main command's budget, with no false
+    # claim, among the protocols bench/protocols.py judged on the recorded runs (docs/results.md).
+    selection_seeds: int = Field(1, ge=1, le=1000)
+    race_runs: int = Field(0, ge=0)
     # Verification (lsdseg.sweep.verify): the one candidate and the default weights, each trained again on
     # `verify_seeds` seeds that no other run of the sweep uses, for `verify_iterations` iterations (None: the
     # search's own length). 0 seeds: no verification, and the default weights are shipped.
-    verify_seeds: int = Field(3, ge=0)
+    verify_seeds: int = Field(4, ge=0)
     verify_iterations: Optional[int] = Field(None, gt=0)
     # The decision rule: the candidate is shipped only if its one-sided lower bound at level `alpha` on the
     # verified paired difference to the defaults is above `margin` (in the objective's units: mIoU points)
-    alpha: float = Field(0.025, gt=0, lt=0.5)
+    alpha: float = Field(0.05, gt=0, lt=0.5)
     margin: float = Field(0.0, ge=0)
     # The difference (objective units) the power advice is about: how many paired seeds would detect it
     min_effect: float = Field(3.0, gt=0)
