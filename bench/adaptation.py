@@ -6,7 +6,8 @@ reported is the target mIoU at the LAST iteration (no model selection on target 
     python bench/adaptation.py                     # 3 seeds x 3 modes, defaults of `lsdseg train`
     python bench/adaptation.py --seeds 0 --iterations 200 --set loss.f_adv=0.05
 
-Prints a JSON document and a table; writes both under bench/results/.
+Prints a JSON document and a table; writes the JSON to bench/results/adaptation/<time>.json, the run folders
+under bench/scratch/adaptation/.
 """
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ import time
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+
+from results_io import save  # bench/ is the script's folder, so on sys.path
 
 MODES = ("source_only", "lsd", "target_oracle")
 
@@ -54,7 +57,7 @@ def main() -> None:
     parser.add_argument("--config", default=None, help="YAML config applied to every run")
     parser.add_argument("--set", dest="overrides", action="append", default=[], help="section.key=value, repeatable")
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--out", default="bench/results/adaptation")
+    parser.add_argument("--out", default=str(Path(__file__).resolve().parent / "scratch" / "adaptation"), help="where the run folders go")
     args = parser.parse_args()
 
     from lsdseg.config_io import load_config
@@ -75,8 +78,7 @@ def main() -> None:
         report["lsd_minus_source_only"] = s["lsd"]["mean"] - s["source_only"]["mean"]
     if "target_oracle" in s and "source_only" in s:
         report["oracle_minus_source_only"] = s["target_oracle"]["mean"] - s["source_only"]["mean"]
-    out.mkdir(parents=True, exist_ok=True)
-    (out / f"{stamp}.json").write_text(json.dumps(report, indent=2))
+    save("adaptation", report, 1, stamp)
     print(json.dumps(report, indent=2))
     print(f"\ntarget mIoU (%), {iterations} iterations, seeds {args.seeds}")
     print(f"{'mode':<14} {'mean':>6} {'std':>6} {'min':>6} {'max':>6}  runs")

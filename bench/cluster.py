@@ -21,6 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from localcluster import LocalCluster, MLflowServer  # noqa: E402 (the tests' real cluster, shared)
 from sweeps import lsdseg, tiny  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from results_io import save  # noqa: E402
+
 
 def _sweep(cluster, server, work, name, trials, iterations, eval_every, cache, wait=True):
     args = ["sweep", "--name", name, "--address", cluster.address, "--storage", str(work / "shared"),
@@ -108,9 +111,7 @@ def main() -> None:
                   "recovery": recovery(server, work, cache, args.iterations * 2, args.eval_every)}
     finally:
         server.stop()
-    out = Path(__file__).parent / "results" / "cluster.json"
-    out.parent.mkdir(exist_ok=True)
-    out.write_text(json.dumps(report, indent=2))
+    save("cluster", report)
     print(json.dumps(report, indent=2))
     s, r = report["scaling"], report["recovery"]
     print(f"\n{'sweep of ' + str(args.trials) + ' trials, 1 node x 1 CPU':<40} {s['one_node_s']:8.1f} s")

@@ -22,6 +22,7 @@ import time
 from contextlib import nullcontext
 
 import torch
+from results_io import save  # bench/ is the script's folder, so on sys.path
 from torch.utils.flop_counter import FlopCounterMode
 
 # dense peak TFLOP/s from the vendors' data sheets (SXM parts): fp32 without tensor cores, TF32 and bf16 tensor
@@ -164,6 +165,7 @@ def main() -> None:
         r["speedup_vs_fp32_eager_batch1"] = round(r["images_per_s"] / base["images_per_s"], 2) if base else None
     report = {"benchmark": "gpu_step", "device": name, "torch": torch.__version__, "size": [args.height, args.width],
               "cudnn_allow_tf32": torch.backends.cudnn.allow_tf32, "peaks_tflops": peaks, "runs": runs}
+    save("gpu_step", report)
     print(json.dumps(report, indent=2))
     print(f"\n{'variant':<32} {'batch':>5} {'images/s':>9} {'step ms':>8} {'peak GiB':>9} {'MFU':>6} {'vs fp32 b1':>10}")
     for r in runs:

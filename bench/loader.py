@@ -25,6 +25,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 from PIL import Image
+from results_io import save  # bench/ is the script's folder, so on sys.path
 
 SIZES = {"gta5": (1914, 1052), "synthia": (1280, 760), "cityscapes": (2048, 1024)}  # width, height
 
@@ -134,6 +135,7 @@ def main() -> None:
                     rows.append(row)
     report = {"benchmark": "loader", "files_per_dataset": args.files, "seconds_to_write": written, "mib_per_file_pair": sizes,
               "gpu_images_per_s": args.gpu_images_per_s, "rows": rows}
+    save("loader", report)
     print(json.dumps(report, indent=2))
     head = " ".join(f"{'w=' + str(w):>7}" for w in args.workers)
     need = " ".join(f"{'G=' + format(g, 'g'):>6}" for g in args.gpu_images_per_s)

@@ -27,6 +27,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from loader import write_datasets  # noqa: E402  (bench/ is not a package)
+from results_io import save  # noqa: E402
 
 
 def run(roots: dict[str, Path], out: Path, iterations: int, compiled: bool, device: str, extra: list[str]) -> dict:
@@ -80,6 +81,7 @@ def main() -> None:
     report = {"benchmark": "paper_scale", "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
               "preset": "vgg16 + gta5, 512x1024, F from random weights", "files": args.files, "val_files": args.val,
               "seconds_to_write": written, "runs": runs}
+    save("paper_scale", report)
     print(json.dumps(report, indent=2))
     print(f"\n{'variant':<8} {'status':<10} {'its':>5} {'it/s (2nd half)':>16} {'seconds':>8} {'peak GiB':>9} {'finite':>7}")
     for r in runs:

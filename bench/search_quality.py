@@ -57,6 +57,7 @@ def sweep(seed: int, concurrency: int) -> tuple[str, float]:
     from lsdseg.sweep.runner import start_sweep
     from lsdseg.sweep.settings import SweepSettings
 
+    SCRATCH.mkdir(parents=True, exist_ok=True)
     settings = SweepSettings(name=f"main-s{seed}-{time.strftime('%m%d-%H%M%S')}", sampler_seed=seed, max_concurrent=concurrency,
                              root=str(SCRATCH / "sweeps"), tracking_uri=f"sqlite:///{SCRATCH / 'mlflow.db'}")
     start = time.perf_counter()

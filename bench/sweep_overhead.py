@@ -14,6 +14,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from results_io import save  # bench/ is the script's folder, so on sys.path
+
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -47,6 +49,7 @@ def main() -> None:
               "iterations": args.iterations, "trial_seconds": [round(t, 1) for t in own],
               "ideal_seconds": round(ideal, 1), "sweep_wall_seconds": round(wall, 1),
               "overhead_fraction": round(wall / ideal - 1, 4)}
+    save("sweep_overhead", report, 1)
     print(json.dumps(report, indent=2))
     print(f"\n{'trials x own time (s)':<28} {' '.join(f'{t:.0f}' for t in own)}")
     print(f"{'ideal (sum / concurrency)':<28} {ideal:8.1f} s")

@@ -13,6 +13,7 @@ import time
 from contextlib import nullcontext
 
 import torch
+from results_io import save  # bench/ is the script's folder, so on sys.path
 
 
 def rate(fn, n: int, warmup: int) -> float:
@@ -63,6 +64,7 @@ def main() -> None:
         results[f"{mode}_images_per_s"] = results[f"{mode}_steps_per_s"] * d.batch_size * (2 if mode == "lsd" else 1)
         results[f"loader_headroom_vs_{mode}"] = results["loader_batch_pairs_per_s"] / results[f"{mode}_steps_per_s"]
     results = {k: round(v, 2) if isinstance(v, float) else v for k, v in results.items()}
+    save("throughput", results, args.threads)
     print(json.dumps(results, indent=2))
     print(f"\n{'what':<28} {'per second':>12}")
     print(f"{'loader (source+target batch)':<28} {results['loader_batch_pairs_per_s']:12.1f}")
