@@ -76,6 +76,49 @@ def pool_section(rows: list[dict]) -> list[str]:
     return lines
 
 
+def pool_validators_section(rows: list[dict]) -> list[str]:
+    """Which label-free validator tracks target mIoU across the recorded runs: per run (smoothed as a sweep
+    smooths a trial), and per configuration (the one each validator would pick, against the best)."""
+    from lsdseg.objectives import VALIDATORS, oriented
+    from lsdseg.sweep.trust import _bootstrap
+
+    short = cells(rows, 300)
+    runs = sorted(short)
+    complete = [c for c in POOL if all((c, s) in short for s in SEEDS)]
+    if len(runs) < 10 or len(complete) < 3:
+        return []
+    miou = [score(short[k], 300) for k in runs]
+    by_config = {c: statistics.fmean(score(short[(c, s)], 300) for s in SEEDS) * 100 for c in complete}
+    best = max(by_config.values())
+    random_regret = statistics.fmean(best - v for v in by_config.values())
+    lines = ["## Which validator to trust, on the recorded runs", "",
+             f"Every recorded run ({len(runs)} runs of 300 iterations: the pool above and any configuration still being "
+             "recorded) holds every label-free validator at every evaluation. Per run: Spearman's rho between the validator "
+             "(turned so that higher is better) and target mIoU, "
+             "each the mean of the last 3 evaluations as a sweep scores a trial, with a 95 % bootstrap interval over runs. "
+             f"Per configuration ({len(complete)} on seeds 0-7): the one with the best mean validator, and its regret, the best "
+             f"configuration's mean target mIoU minus the picked one's; a pick at random regrets {random_regret:.1f} points on "
+             "average.", "",
+             "| validator | rho over runs [95 %] | picks | its regret (points) |", "|---|---|---|---|"]
+    for name in VALIDATORS:
+        keep = [i for i, k in enumerate(runs) if not math.isnan(score(short[k], 300, name))]
+        x = [oriented(name, score(short[runs[i]], 300, name)) for i in keep]
+        y = [miou[i] for i in keep]
+        rho = _spearman(x, y)
+        low, high = _bootstrap(x, y)
+        per_config = {c: statistics.fmean(oriented(name, score(short[(c, s)], 300, name)) for s in SEEDS) for c in complete}
+        picked = max(per_config, key=lambda c: -math.inf if math.isnan(per_config[c]) else per_config[c])
+        lines.append(f"| {name} | {rho:+.2f} [{low:+.2f}, {high:+.2f}] ({len(keep)} runs) | {picked} | {best - by_config[picked]:.1f} |")
+    lines.append("")
+    return lines
+
+
+def _spearman(x: list[float], y: list[float]) -> float:
+    from scipy import stats
+
+    return float(stats.spearmanr(x, y).statistic)
+
+
 def horizon_section(rows: list[dict]) -> list[str]:
     from scipy import stats
 
@@ -192,7 +235,8 @@ def search_quality_section(data: Optional[dict]) -> list[str]:
              f"{_origin(data, 'python bench/search_quality.py')}. The main command as shipped, per sampler seed; what it shipped, "
              "its candidate (where it declined to ship one) and the default weights each retrained on 5 seeds of this comparison "
              "alone (500 + 10 x sampler seed + 0..4: no two comparisons share a default run).", "",
-             "| sampler seed | shipped | sweep's verified difference | shipped on fresh seeds, vs defaults [95 %] "
+             "| sampler seed | shipped | sweep's verified difference [1 - 2 alpha interval: its low end is the rule's bound] "
+             "| shipped on fresh seeds, vs defaults [95 %] "
              "| candidate on fresh seeds | runs | wall |",
              "|---|---|---|---|---|---|---|"]
     for r in data["runs"]:
@@ -201,6 +245,7 @@ def search_quality_section(data: Optional[dict]) -> list[str]:
 
         shipped = _versus(r, "shipped") if r["shipped"] == "candidate" else "0 (the defaults)"
         wall = "-" if r.get("wall_seconds") is None else f"{r['wall_seconds'] / 60:.1f} min"
+        wall += f" ({r['wall_note']})" if r.get("wall_note") else ""  # added by hand to the data file, where a run was disturbed
         lines.append(f"| {r['sampler_seed']} | {r['configuration']} | {verified} | {shipped} | {_versus(r, 'candidate')} "
                      f"| {r['runs']} | {wall} |")
     lines += ["", "Defaults on the fresh seeds: " + "; ".join(
@@ -263,7 +308,7 @@ def render() -> str:
             "figure below comes from a committed data file, which names the commit that produced it. Measurements recorded "
             "before these data files existed (GPU step throughput on an H100, cluster scaling, loader throughput) are in the "
             "README at commit `f0f0fab` and are not repeated here.", ""]
-    body = (pool_section(rows) + horizon_section(rows) + protocols_section(_load("protocols.json"))
+    body = (pool_section(rows) + pool_validators_section(rows) + horizon_section(rows) + protocols_section(_load("protocols.json"))
             + search_quality_section(_latest("search_quality")) + validators_section(_load("validators.json"))
             + dev_section(_load("dev_stability.json")))
     return "\n".join(head + body).rstrip() + "\n"
