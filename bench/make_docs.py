@@ -124,7 +124,7 @@ def horizon_section(rows: list[dict]) -> list[str]:
 
     short, long_ = cells(rows, 300), cells(rows, 1000)
     pairs = sorted(k for k in long_ if k in short)
-    if len(pairs) < 6:
+    if len(pairs) < 4:
         return []
     configs = sorted({c for c, _ in pairs})
     at = {h: {c: statistics.fmean(score(long_[(c, s)], h) for s in sorted({s for cc, s in pairs if cc == c})) for c in configs}
@@ -139,8 +139,10 @@ def horizon_section(rows: list[dict]) -> list[str]:
     for c in sorted(configs, key=lambda c: -at[300][c]):
         lines.append(f"| {c} | {_pc(at[300][c])} | {_pc(at[1000][c])} | {_pc(at[300][c] - at[300].get('defaults', math.nan), True)} "
                      f"| {_pc(at[1000][c] - at[1000].get('defaults', math.nan), True)} |")
-    lines += ["", f"Spearman's rho between the rankings at 300 and at 1,000 iterations: {rho:+.2f} over configurations "
-              f"(means over their seeds), {run_rho:+.2f} over single runs.", ""]
+    lines += ["", (f"Spearman's rho between the rankings at 300 and at 1,000 iterations: {rho:+.2f} over configurations "
+                   f"(means over their seeds), {run_rho:+.2f} over single runs." if len(configs) >= 3 else
+                   f"With {len(configs)} configurations no ranking can be correlated; over single runs, Spearman's rho between "
+                   f"300 and 1,000 iterations is {run_rho:+.2f}."), ""]
     return lines
 
 

@@ -16,8 +16,8 @@ from lsdseg.sweep.results import LookResult, SweepResults, margin_score
 from lsdseg.sweep.state import legacy_summary, read_state
 from lsdseg.sweep.verify import Paired
 
-HORIZON = ("a ranking at a short training length need not hold at a longer one (short-horizon bias): "
-           "docs/sweeps.md measures it on the built-in benchmark")
+HORIZON = ("a ranking at a short training length need not hold at a longer one (short-horizon bias): a configuration "
+           "+10 points ahead at 300 iterations was +0.9 at 1,000 (docs/sweeps.md); --verify-iterations N verifies at your length")
 
 
 def _short(name: str) -> str:
