@@ -80,7 +80,7 @@ def pool_validators_section(rows: list[dict]) -> list[str]:
     """Which label-free validator tracks target mIoU across the recorded runs: per run (smoothed as a sweep
     smooths a trial), and per configuration (the one each validator would pick, against the best)."""
     from lsdseg.objectives import VALIDATORS, oriented
-    from lsdseg.sweep.trust import _bootstrap
+    from lsdseg.sweep.trust import _bootstrap, _spearman
 
     short = cells(rows, 300)
     runs = sorted(short)
@@ -111,12 +111,6 @@ def pool_validators_section(rows: list[dict]) -> list[str]:
         lines.append(f"| {name} | {rho:+.2f} [{low:+.2f}, {high:+.2f}] ({len(keep)} runs) | {picked} | {best - by_config[picked]:.1f} |")
     lines.append("")
     return lines
-
-
-def _spearman(x: list[float], y: list[float]) -> float:
-    from scipy import stats
-
-    return float(stats.spearmanr(x, y).statistic)
 
 
 def horizon_section(rows: list[dict]) -> list[str]:
