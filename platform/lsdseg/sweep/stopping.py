@@ -94,7 +94,11 @@ def _population_based(metric: str, mode: str, interval: int, mutations: Mapping[
     if not mutations:
         raise ValueError("pbt perturbs the space's continuous values, and this space has none that every trial samples")
     domains = {k: tune.loguniform(d.low, d.high) if d.log else tune.uniform(d.low, d.high) for k, d in mutations.items()}
-    return _PopulationBasedTraining(time_attr="step", metric=metric, mode=mode, perturbation_interval=interval,
+    # Synchronous: the population is ranked when every member has reached the same step. Asynchronous PBT
+    # ranks a trial's score against others' last scores, taken at other steps (mIoU rises with training, so
+    # that favours whoever reported last), and whether anyone exploits then depends on the order results arrive.
+    # The runner already demands the whole population at once, so the barrier costs the spread of one interval.
+    return _PopulationBasedTraining(time_attr="step", metric=metric, mode=mode, perturbation_interval=interval, synch=True,
                                     hyperparam_mutations={MEMBER: domains}, quantile_fraction=0.25, resample_probability=0.25,
                                     custom_explore_fn=_InRange({k: (d.low, d.high) for k, d in mutations.items()}))
 
@@ -112,9 +116,10 @@ def make_scheduler(strategy: Strategy, *, metric: str, mode: str, max_t: int, gr
       bracket s starting its rungs at grace x rf^s, each trial drawn into one at random. The later brackets
       stop less and later, the last one often only at max_t, i.e. never early: a hedge against slow starters.
     - "asha_patient": ASHA with a grace period twice as long, for curves that start slowly.
-    - "pbt": Population Based Training (Jaderberg et al. 2017): every `pbt_interval` iterations a trial in
-      the bottom quarter of the running population continues from the checkpoint of one in the top quarter,
-      with `mutations` (the space's continuous values) perturbed. Needs the population running at once.
+    - "pbt": synchronous Population Based Training (Jaderberg et al. 2017): every `pbt_interval` iterations,
+      once the whole population has reached that step, each trial in the bottom quarter continues from the
+      checkpoint of one in the top quarter, with `mutations` (the space's continuous values) perturbed.
+      Needs the population running at once.
     - "none": every trial runs to the end.
     """
     if strategy == "pbt":
