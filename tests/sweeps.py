@@ -97,7 +97,7 @@ def check_invariants(tracking_uri, folder: Path, num_samples, iterations, eval_e
             assert sorted(int(c.data.tags["seed"]) for c in mine if c.data.tags.get("defaults") == "true") == look["seeds"]
             assert sorted(int(c.data.tags["seed"]) for c in mine if c.data.tags.get("defaults") != "true") == look["seeds"]
 
-    study = optuna.load_study(study_name=name, storage=f"sqlite:///{folder}/optuna.db")
+    study = optuna.load_study(study_name=name, storage=state["settings"]["study_uri"] or f"sqlite:///{folder}/optuna.db")
     warm = study.user_attrs.get("warm_start_trials", 0)  # copied from earlier sweeps: no run of this one
     trials = {t.number: t for t in study.trials[warm:]}
     assert len(trials) == num_samples

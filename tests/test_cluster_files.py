@@ -74,3 +74,20 @@ def test_nodes_install_the_versions_of_the_client():
     assert {"optuna", "mlflow", "torchvision", "numpy"} <= pins.keys()
     setup = (ROOT / "cluster" / "setup-node.sh").read_text()
     assert 'pip" install -q -c "$HOME/lsdseg-platform/cluster/constraints.txt" -e "$HOME/lsdseg-platform[cluster]"' in setup
+
+
+@pytest.mark.parametrize("env", ["aws", "onprem"])
+def test_nothing_a_sweep_keeps_stays_on_a_nodes_disk(env):
+    """`ray down` deletes the nodes' disks: runs and registry, the study, sweep folders and checkpoints live
+    elsewhere, and no password is written in the repo."""
+    from urllib.parse import urlsplit
+
+    settings = dict(line.split("=", 1) for line in (ROOT / "cluster" / env / "env").read_text().splitlines()
+                    if line and not line.startswith("#"))
+    assert settings["MLFLOW_BACKEND_STORE_URI"].startswith("postgresql://")
+    assert settings["LSDSEG_STUDY_URI"].startswith("postgresql://")
+    assert urlsplit(settings["LSDSEG_STUDY_URI"]).path != urlsplit(settings["MLFLOW_BACKEND_STORE_URI"]).path  # own databases
+    assert all(urlsplit(settings[k]).password is None for k in ("MLFLOW_BACKEND_STORE_URI", "LSDSEG_STUDY_URI"))
+    assert settings["LSDSEG_ROOT"].startswith(("/mnt/lsdseg/", "/shared/"))
+    head = (ROOT / "cluster" / "start-head.sh").read_text()
+    assert "sqlite" not in head and '--backend-store-uri "$MLFLOW_BACKEND_STORE_URI"' in head

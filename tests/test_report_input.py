@@ -50,12 +50,13 @@ def _png_header(width: int, height: int) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IDAT", b"")
 
 
-def test_predict_into_a_folder_that_cannot_be_made_is_one_line(tmp_path):
+@pytest.mark.parametrize("out", ["a.png/out", "/proc/x", "/proc/self/x/y"])
+def test_predict_into_a_folder_that_cannot_be_made_is_one_line(tmp_path, out):
     Image.new("RGB", (16, 8)).save(tmp_path / "a.png")
     torch.save({"weights": torch.zeros(2)}, tmp_path / "weights.pt")
-    run = lsdseg("predict", "--checkpoint", "weights.pt", "a.png", "--out", "a.png/out", cwd=tmp_path)
+    run = lsdseg("predict", "--checkpoint", "weights.pt", "a.png", "--out", out, cwd=tmp_path)
     lines = run.stderr.strip().splitlines()
-    assert run.returncode == 1 and len(lines) == 1 and "--out a.png/out cannot be written" in lines[0]
+    assert run.returncode == 1 and len(lines) == 1 and f"--out {out} cannot be written" in lines[0]
 
 
 @pytest.mark.parametrize("command", [["report", "nosuch"], ["export", "nosuch", "--out", "x.yaml"]])

@@ -162,3 +162,15 @@ def test_a_compiled_run_trains_as_the_eager_one_and_writes_plain_checkpoints(tin
     assert {n: set(v) for n, v in state.items()} == {n: set(v) for n, v in plain.items()}  # no "_orig_mod." keys
     more = tiny_cfg(train={"out_dir": str(tmp_path / "compiled"), "iterations": 6}, model={"dropout": 0.0})
     assert run_training(more, resume=compiled.history[-1].checkpoint).step == 6
+
+
+@pytest.mark.unit
+def test_a_trial_given_a_gpu_it_cannot_see_fails_instead_of_training_on_the_cpu():
+    from trainables.lsdseg_trainable import NoVisibleGPU, check_gpu
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine's torch sees a GPU")
+    with pytest.raises(NoVisibleGPU, match="Ray gave this trial 0.5 GPU but torch .* sees no CUDA device"):
+        check_gpu(0.5, "auto")
+    check_gpu(0.5, "cpu")  # asked for the CPU knowingly
+    check_gpu(0, "auto")  # no GPU given: auto is the CPU

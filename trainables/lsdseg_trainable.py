@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gc
 import math
+import os
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any, Optional, Sequence
@@ -54,12 +55,27 @@ def result_metrics(ev: EvalReport, objective: Objective, iterations: int, recent
     }
 
 
+class NoVisibleGPU(RuntimeError):
+    """Ray gave the trial a GPU that torch cannot use: training on the CPU instead would bill GPU hours at CPU speed."""
+
+
+def check_gpu(gpus: float, device: str) -> None:
+    """A trial holding a GPU with train.device auto must see it. A driver too old for torch's CUDA build, or a
+    node without its GPU runtime, makes `torch.cuda.is_available()` false, and auto would quietly mean cpu."""
+    if gpus > 0 and device == "auto" and not torch.cuda.is_available():
+        raise NoVisibleGPU(f"Ray gave this trial {gpus:g} GPU but torch {torch.__version__} (CUDA {torch.version.cuda}) sees no CUDA "
+                           f"device (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}): update the node's NVIDIA "
+                           "driver or image, or pass --gpus-per-trial 0 (or --train.device=cpu) to train on CPUs knowingly")
+
+
 def lsdseg_trainable(sampled: dict[str, Any], base: dict[str, Any], smoothing: int,
                      changes: Sequence[tuple[int, dict[str, Any]]] = ()) -> None:
     """`changes`: later (step, values) of a schedule that starts with `sampled`; a search trial has none."""
     ctx = tune.get_context()
     trial_dir = Path(ctx.get_trial_dir())
-    cpus = max(1, int(ctx.get_trial_resources().required_resources.get("CPU", 1)))
+    resources = ctx.get_trial_resources().required_resources
+    check_gpu(resources.get("GPU", 0), sampled.get("train.device", base["train"]["device"]))
+    cpus = max(1, int(resources.get("CPU", 1)))
     checkpoint = tune.get_checkpoint()
     # a trial restarted without a checkpoint gets a fresh run folder; one resumed continues its own
     out = trial_dir / f"run{len(list(trial_dir.glob('run*')))}" if checkpoint is None else trial_dir / "run-resumed"

@@ -47,6 +47,11 @@ def one_line_errors(fn):
             return fn(*args, **kwargs)
         except USER_ERRORS as err:
             raise click.ClickException(_message(err)) from None
+        except OSError as err:  # a path given on the command line (--out, --root, --storage, ...) that the OS refused
+            if err.filename is None:
+                raise
+            raise click.ClickException(f"{err.filename}: {err.strerror or type(err).__name__}: "
+                                       "pass a path this user can write (and read) on a local or mounted file system") from None
         except KeyboardInterrupt as err:  # one that knows what it left says so (lsdseg.interrupted)
             click.echo(str(err) if isinstance(err, Interrupted) else "interrupted", err=True)
             sys.exit(130)
@@ -215,9 +220,14 @@ def _choices(field: str) -> list[str]:
               help="Retries of a crashed trial, from its checkpoint.")
 @click.option("--seed", "sampler_seed", type=int, default=_default("sampler_seed"), show_default=True, help="Sampler seed.")
 @click.option("--name", default=None, help="Sweep name (default: sweep-<time>); its folder is sweeps/<name>.")
-@click.option("--root", default=_default("root"), show_default=True, help="Folder that holds sweep folders.")
+@click.option("--root", default=_default("root"), show_default=True, envvar="LSDSEG_ROOT",
+              help="Folder that holds sweep folders; on a cluster, one every node mounts (or set LSDSEG_ROOT).")
 @click.option("--experiment", default=_default("experiment"), show_default=True, help="MLflow experiment.")
-@click.option("--tracking-uri", default=None, envvar="MLFLOW_TRACKING_URI", help="MLflow tracking URI (default: sqlite:///./mlflow.db).")
+@click.option("--tracking-uri", default=None, envvar="MLFLOW_TRACKING_URI",
+              help="MLflow tracking URI: a server, or a database such as postgresql://user@host/mlflow (default: sqlite:///./mlflow.db).")
+@click.option("--study-uri", default=None, envvar="LSDSEG_STUDY_URI",
+              help="The Optuna study's database, apart from MLflow's, e.g. postgresql://user@host/optuna "
+                   "(default: optuna.db in the sweep folder). Passwords: PGPASSWORD or ~/.pgpass, never in a URI.")
 @click.option("--address", default=None, help="Ray cluster address, e.g. auto (default: a local Ray).")
 @click.option("--storage", default=None, envvar="LSDSEG_STORAGE",
               help="Trial checkpoints on a cluster: s3://bucket/prefix or a folder on every node.")
@@ -272,8 +282,8 @@ def sweep(ctx: click.Context, config_paths: tuple[str, ...], resume_dir: str | N
 
 
 @main.command()
-@click.option("--root", default=_default("root"), show_default=True, type=click.Path(file_okay=False),
-              help="Folder that holds sweep folders.")
+@click.option("--root", default=_default("root"), show_default=True, type=click.Path(file_okay=False), envvar="LSDSEG_ROOT",
+              help="Folder that holds sweep folders (or set LSDSEG_ROOT).")
 @one_line_errors
 def sweeps(root: str) -> None:
     """List the sweeps under ROOT: name, status, trials done/planned, confirmed best, start time."""

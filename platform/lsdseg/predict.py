@@ -6,6 +6,7 @@ evaluated at, and the argmax is brought back to the image's own size by pixel ce
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -73,6 +74,16 @@ def overlay(image: np.ndarray, train_ids: np.ndarray) -> np.ndarray:
     return blend.round().astype(np.uint8)
 
 
+def _writable(folder: Path) -> bool:
+    """Whether a folder can be made in `folder`, tried and undone: permission bits do not say it for root, nor
+    for /proc, a read-only mount or a full disk."""
+    try:
+        os.rmdir(tempfile.mkdtemp(dir=folder, prefix=".lsdseg-probe-"))
+        return True
+    except OSError:
+        return False
+
+
 def _check_inputs(paths: Sequence[Path], out: Path, overwrite: bool) -> None:
     """Before the model loads and anything is written: a bad path, an image that does not decode to its end,
     an output folder that cannot be written, or two outputs that would overwrite each other fail at once,
@@ -94,7 +105,7 @@ def _check_inputs(paths: Sequence[Path], out: Path, overwrite: bool) -> None:
                             "predict them into different --out folders")
         seen[path.stem] = path
     existing = next((p for p in (out, *out.parents) if p.exists()), None)
-    if existing is None or not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+    if existing is None or not existing.is_dir() or not _writable(existing):
         raise DataError(f"--out {out} cannot be written (at {existing}): pick a folder you can write to")
     there = [target for path in paths for target in _outputs(out, path).values() if target.exists()]
     if there and not overwrite:

@@ -3,7 +3,8 @@
     sweep.json               settings, MLflow ids, phase, references, the verification looks (SweepState)
     config.yaml              the base config every trial starts from
     space.py                 a copy of a user's --space file (a resume reloads this copy)
-    optuna.db                the Optuna study (RDB; optuna-dashboard reads it too)
+    optuna.db                the Optuna study, unless it lives in a database of its own (--study-uri)
+    driver.lock              held (flock) by the one driver of the sweep while it runs
     trials/                  Ray Tune's search experiment (on a cluster: <storage>/<name>)
     select/                  Ray Tune's race and verification experiment (on a cluster: <storage>/<name>-select)
     look-<k>/                Ray Tune's experiment of verification look k >= 2 (--more-seeds)
@@ -16,6 +17,7 @@
 """
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
@@ -23,7 +25,7 @@ from typing import Optional
 from lsdseg.runlayout import CHECKPOINT
 from lsdseg.sweep.errors import SweepError
 
-DEFAULT_ROOT = Path("sweeps")
+DEFAULT_ROOT = Path(os.environ.get("LSDSEG_ROOT", "sweeps"))  # on a cluster: a folder every node mounts
 
 
 @dataclass(frozen=True)
@@ -46,9 +48,13 @@ class SweepLayout:
     def optuna_db(self) -> Path:
         return self.folder / "optuna.db"
 
+    def study_storage(self, study_uri: Optional[str]) -> str:
+        """The Optuna storage URL of the sweep's study: its own database, or the folder's optuna.db."""
+        return study_uri or f"sqlite:///{self.optuna_db}"
+
     @property
-    def optuna_storage(self) -> str:
-        return f"sqlite:///{self.optuna_db}"
+    def lock(self) -> Path:
+        return self.folder / "driver.lock"
 
     def experiment(self, phase: str, storage: Optional[str], name: str) -> tuple[str, str]:
         """(storage_path, name) of a phase's Tune experiment (search, select, look-<k>): in this folder on one

@@ -6,8 +6,10 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import Optional
 
 import optuna
+import sqlalchemy.exc
 
 from lsdseg.objectives import UNITS, advantage, text
 from lsdseg.sweep.errors import SweepError
@@ -143,13 +145,19 @@ def render(results: SweepResults, top: int = 10) -> str:
 # file; no MLflow, no Ray). A folder made before verification existed is listed with its figure labelled
 # selection-only: it was estimated on the seeds that chose its winner. ---------------------------------------------
 
-def _finished_trials(layout: SweepLayout, name: str) -> int:
-    """Search trials that ended (completed, pruned or failed), as the study records them."""
-    if not layout.optuna_db.is_file():
-        return 0
-    study = optuna.load_study(study_name=name, storage=layout.optuna_storage)
+def _finished_trials(layout: SweepLayout, name: str, study_uri: Optional[str] = None) -> str:
+    """Search trials that ended (completed, pruned or failed), as the study records them; "?" while the study's
+    database cannot be reached (the listing is of folders, and goes on)."""
+    if study_uri is None and not layout.optuna_db.is_file():
+        return "0"
+    try:
+        study = optuna.load_study(study_name=name, storage=layout.study_storage(study_uri))
+    except KeyError:  # the sweep stopped before its search began
+        return "0"
+    except sqlalchemy.exc.OperationalError:
+        return "?"
     warm = study.user_attrs.get("warm_start_trials", 0)  # copied in from earlier sweeps, not run here
-    return sum(t.state.is_finished() for t in study.get_trials(deepcopy=False)) - warm
+    return str(sum(t.state.is_finished() for t in study.get_trials(deepcopy=False)) - warm)
 
 
 def _shipped(objective: str, best: dict | None) -> str:
@@ -180,7 +188,7 @@ def _row(layout: SweepLayout) -> str:
         return f"{layout.folder.name:<28} unreadable: {err}"
     s = state.settings
     best = json.loads(layout.best.read_text()) if layout.best.is_file() else None
-    trials = f"{_finished_trials(layout, s.name)}/{s.num_samples}"
+    trials = f"{_finished_trials(layout, s.name, s.study_uri)}/{s.num_samples}"
     return f"{s.name:<28} {state.status:<11} {state.phase:<10} {trials:>7}  {_shipped(state.objective, best):<40} {state.started}"
 
 

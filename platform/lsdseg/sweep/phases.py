@@ -133,7 +133,8 @@ def _searcher(s: SweepSettings, layout: SweepLayout, first: list[dict]) -> Hones
         sampler = optuna.samplers.RandomSampler(seed=s.sampler_seed)
     # The defaults (and a warm start's winners) go first: the default weights are always measured.
     return HonestOptunaSearch(space=load_space(s.space), metric="score", mode="max", sampler=sampler, study_name=s.name,
-                              storage=optuna.storages.RDBStorage(layout.optuna_storage), points_to_evaluate=[p for p in first if p] or None)
+                              storage=optuna.storages.RDBStorage(layout.study_storage(s.study_uri)),
+                              points_to_evaluate=[p for p in first if p] or None)
 
 
 def _search_fn(s: SweepSettings):
@@ -152,7 +153,7 @@ def search(sweep: Sweep) -> tune.ResultGrid:
                                    reduction_factor=s.reduction_factor, pbt_interval=s.pbt_interval, mutations=mutations)
         if s.scheduler == "pbt":  # Tune's PBT takes no searcher: a population drawn up front, one trial each
             searcher = None
-            members = draw_population(load_space(s.space), s.space, layout.optuna_storage, s.name, s.sampler_seed,
+            members = draw_population(load_space(s.space), s.space, sweep.study_storage, s.name, s.sampler_seed,
                                       s.num_samples, [p for p in state.first_points if p])
             space, samples = {MEMBER: tune.grid_search(members)}, 1
             tune_config = dict(max_concurrent_trials=s.max_concurrent)
@@ -172,7 +173,7 @@ def search(sweep: Sweep) -> tune.ResultGrid:
     grid = _check(tuner.fit(), s.num_samples if s.time_budget_s is None else None)
     if s.scheduler == "pbt":  # each member by the number its run was given when it started
         numbers = {t.ray_trial_id: t.number for t in SweepResults(layout).search}
-        tell_population(layout.optuna_storage, s.name,
+        tell_population(sweep.study_storage, s.name,
                         [(numbers.get((r.metrics or {}).get("trial_id")), r.metrics, r.error is not None) for r in grid])
     return grid
 

@@ -87,7 +87,7 @@ class SweepResults:
 
     @cached_property
     def study(self) -> optuna.Study:
-        return optuna.load_study(study_name=self.name, storage=self.layout.optuna_storage)
+        return optuna.load_study(study_name=self.name, storage=self.layout.study_storage(self.settings.study_uri))
 
     @property
     def objective(self) -> Objective:

@@ -9,6 +9,7 @@ The phases themselves are in lsdseg.sweep.phases.
 from __future__ import annotations
 
 import dataclasses
+import os
 import shutil
 import time
 from pathlib import Path
@@ -30,6 +31,7 @@ from lsdseg.sweep.results import SweepResults
 from lsdseg.sweep.settings import SweepSettings
 from lsdseg.sweep.spaces import check_space, load_space
 from lsdseg.sweep.state import Look, Sweep, SweepState, read_state, write_state
+from lsdseg.sweep.stores import artifact_root, check_owner, check_study_storage, driving
 from lsdseg.sweep.tracking import check_store, dataset_inputs, default_tracking_uri, end_unfinished, start_parent
 from lsdseg.sweep.verify import look_alpha
 from lsdseg.sweep.warmstart import inside, load_warm_start, seed_study
@@ -56,6 +58,21 @@ def _shared(storage: Optional[str]) -> Optional[str]:
     return storage if storage is None or "://" in storage else str(Path(storage).resolve())
 
 
+def _check_writable(folder: Optional[str], flag: str) -> None:
+    """A folder the sweep will write to, made and probed before anything else is (a URI is Ray's to check)."""
+    if folder is None or "://" in folder:
+        return
+    path = Path(folder).expanduser()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with open(path / f".lsdseg-probe-{os.getpid()}", "w"):
+            pass
+        (path / f".lsdseg-probe-{os.getpid()}").unlink()
+    except OSError as err:
+        raise SweepError(f"{flag} {folder} cannot be written ({err.strerror or type(err).__name__}): "
+                         "pass a folder this user can write, on a disk every node mounts on a cluster") from None
+
+
 def _check_population(s: SweepSettings) -> None:
     """PBT compares the trials running at the same time: a population that runs two at a time is two."""
     if s.scheduler == "pbt" and s.max_concurrent < s.num_samples:
@@ -78,23 +95,26 @@ def start_sweep(s: SweepSettings, cfg: Config, verbose: bool = False) -> SweepRe
     if layout.folder.exists():
         raise SweepError(f"sweep folder {layout.folder} exists: continue it with --resume {layout.folder}, or pick another --name")
     uri = s.tracking_uri or default_tracking_uri()
+    check_study_storage(s.study_uri, uri)  # first: MLflow's check makes its tables in an empty database
     check_store(uri)
+    _check_writable(s.root, "--root")
+    _check_writable(s.storage, "--storage")
     layout.folder.mkdir(parents=True)
     if s.space.endswith(".py"):  # the sweep keeps the space it runs: a resume reloads this copy
         shutil.copyfile(Path(s.space).expanduser().resolve(), layout.space_copy)
         s = dataclasses.replace(s, space=str(layout.space_copy))
     dump_config(cfg, layout.config)
     defaults = _defaults_point(cfg, distributions)
-    with console.quiet(layout.log, verbose) as terminal:
-        _live_views(terminal, layout, s.tracking_uri or default_tracking_uri())
+    with driving(layout), console.quiet(layout.log, verbose) as terminal:
+        _live_views(terminal, layout, uri, layout.study_storage(s.study_uri))
         if warm.trials:
-            seed_study(layout.optuna_storage, s.name, warm)
+            seed_study(layout.study_storage(s.study_uri), s.name, warm)
         client = MlflowClient(uri)
         sha = git_sha()
         tags = {"git_sha": sha, "mlflow.source.git.commit": sha, "search_space": s.space, "sampler": s.searcher,
                 "sampler_seed": str(s.sampler_seed), "scheduler": s.scheduler, "smoothing": str(s.smoothing),
                 "objective": cfg.train.objective}
-        experiment_id, parent = start_parent(client, s.experiment, s.name, tags)
+        experiment_id, parent = start_parent(client, s.experiment, s.name, tags, artifact_root(uri, Path(s.root)))
         digests = split_digests(cfg.data)
         client.log_inputs(parent, datasets=dataset_inputs(digests))  # which files: roots, counts, digests
         diff = git_diff()
@@ -110,10 +130,10 @@ def start_sweep(s: SweepSettings, cfg: Config, verbose: bool = False) -> SweepRe
         return _drive(Sweep(layout, state, tree, client))
 
 
-def _live_views(terminal, layout: SweepLayout, uri: str) -> None:
+def _live_views(terminal, layout: SweepLayout, uri: str, study: str) -> None:
     """The commands that open the sweep's live views, printed as it starts."""
     mlflow = f"open {uri}" if uri.startswith("http") else f"mlflow ui --backend-store-uri {uri}  (on 127.0.0.1:5000)"
-    print(f"sweep folder: {layout.folder}\nlive views:  {mlflow}\n             optuna-dashboard {layout.optuna_storage}"
+    print(f"sweep folder: {layout.folder}\nlive views:  {mlflow}\n             optuna-dashboard {study}"
           "  (pip install -e '.[ui]'; on 127.0.0.1:8080)", file=terminal, flush=True)
 
 
@@ -126,6 +146,11 @@ def resume_sweep(folder: Path, changes: dict[str, Any], more_seeds: Optional[int
     layout = SweepLayout(Path(folder).resolve())
     if not layout.state.is_file():
         raise SweepError(f"{layout.folder} is not a sweep folder (no sweep.json): pass the folder `lsdseg sweep` printed")
+    with driving(layout):  # first: what the checks below read may be changing under a running driver
+        return _resume(layout, changes, more_seeds, verbose)
+
+
+def _resume(layout: SweepLayout, changes: dict[str, Any], more_seeds: Optional[int], verbose: bool) -> SweepResults:
     state = read_state(layout)
     s = state.settings
     if more_seeds is not None:
@@ -148,8 +173,11 @@ def resume_sweep(folder: Path, changes: dict[str, Any], more_seeds: Optional[int
         raise SweepError(f"{layout.folder} holds no Ray Tune state to resume (it stopped before the first trial): start a new sweep")
     tree = to_dict(load_config(layout.config))
     load_space(s.space)  # a space file's module must be importable before Tune unpickles the searcher
+    check_study_storage(s.study_uri, state.tracking_uri)
+    check_store(state.tracking_uri, existing=True)
     with console.quiet(layout.log, verbose):
         client = MlflowClient(state.tracking_uri)
+        check_owner(state, client, layout.study_storage(s.study_uri))
         client.update_run(state.parent_run_id, status="RUNNING")
         sweep = Sweep(layout, state, tree, client)
         sweep.update(settings=s, status="running")

@@ -59,6 +59,9 @@ class SweepSettings:
     max_failures: int = Field(2, ge=0)  # retries of a trial that crashed (node loss), from its checkpoint
     experiment: str = "lsdseg"  # MLflow experiment
     tracking_uri: Optional[str] = None  # None: sqlite:///<cwd>/mlflow.db
+    # The Optuna study: an SQLAlchemy URL (postgresql://user@host/optuna) of a database of its own, or None: the
+    # sweep folder's optuna.db. MLflow and Optuna each keep an alembic_version table, so one database cannot hold both
+    study_uri: Optional[str] = None
     root: str = "sweeps"  # sweep folders go under this
     address: Optional[str] = None  # Ray cluster address ("auto" on a cluster); None: a local Ray
     # Trial checkpoints: a folder every node mounts (NFS) or an s3:// URI. Ray does not copy trial folders

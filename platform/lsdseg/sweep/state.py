@@ -119,6 +119,10 @@ class Sweep:
     def settings(self) -> SweepSettings:
         return self.state.settings
 
+    @property
+    def study_storage(self) -> str:
+        return self.layout.study_storage(self.settings.study_uri)
+
     def update(self, **changes) -> None:
         """Change the state and write it at once: sweep.json always holds what the driver knows."""
         self.state = self.state.replace(**changes)

@@ -8,6 +8,7 @@ sweep or a retried trial continues its own run: no duplicates, none left RUNNING
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 import time
@@ -20,6 +21,7 @@ from ray.tune import Callback
 
 from lsdseg.sweep.errors import SweepError
 from lsdseg.sweep.searcher import HonestOptunaSearch, trial_outcome
+from lsdseg.sweep.stores import check_tracking_database, no_password
 from trainables.lsdseg_trainable import MEMBER, member_number, member_values
 
 
@@ -34,24 +36,32 @@ def dataset_inputs(digests: dict[str, dict[str, str]]) -> list[DatasetInput]:
                          tags=[InputTag("mlflow.data.context", role)]) for role, d in digests.items()]
 
 
-def check_store(uri: str, timeout_s: int = 10) -> None:
+def check_store(uri: str, timeout_s: int = 10, existing: bool = False) -> None:
     """Reach the tracking store before a sweep writes anything, so that a mistyped or unreachable URI costs a
     line, not a sweep folder that can be neither reused nor resumed. A server gets one request without
     MLflow's retries (which back off for minutes); an sqlite file needs a folder to live in."""
+    no_password(uri, "--tracking-uri")
+    check_tracking_database(uri)  # a database server: reached once, without MLflow's minutes of retries
     if uri.startswith("sqlite:///"):
         folder = Path(uri.removeprefix("sqlite:///")).parent
         if not folder.is_dir():
             raise SweepError(f"MLflow store {uri}: folder {folder} does not exist: create it, or pass another --tracking-uri")
+        if existing and not Path(uri.removeprefix("sqlite:///")).is_file():  # MLflow would make an empty one
+            raise SweepError(f"the sweep's MLflow store {uri} is gone: its runs live there; restore the file, then resume")
         return
     names = ("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "MLFLOW_HTTP_REQUEST_TIMEOUT")
     saved = {k: os.environ.get(k) for k in names}
     os.environ.update({names[0]: "0", names[1]: str(timeout_s)})
+    quiet = logging.getLogger("mlflow.store.db.utils")  # "Creating initial MLflow database tables...": a line too many
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)
     try:
         MlflowClient(uri).search_experiments(max_results=1)
     except Exception as err:  # any store's failure (unknown scheme, refused connection, timeout) is the user's to fix
         reason = str(err).strip().splitlines()[0][:200] if str(err).strip() else type(err).__name__
         raise SweepError(f"MLflow store {uri} cannot be reached ({reason}): check --tracking-uri, or start the server") from None
     finally:
+        quiet.setLevel(level)
         for k, v in saved.items():
             if v is None:
                 os.environ.pop(k)
@@ -59,10 +69,12 @@ def check_store(uri: str, timeout_s: int = 10) -> None:
                 os.environ[k] = v
 
 
-def start_parent(client: MlflowClient, experiment: str, sweep: str, tags: dict[str, str]) -> tuple[str, str]:
-    """(experiment id, parent run id); the experiment is created here, on the driver, if missing."""
+def start_parent(client: MlflowClient, experiment: str, sweep: str, tags: dict[str, str],
+                 artifacts: Optional[str] = None) -> tuple[str, str]:
+    """(experiment id, parent run id); the experiment is created here, on the driver, if missing, with its
+    artifacts at `artifacts` (None: the store's default)."""
     found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+    experiment_id = found.experiment_id if found else client.create_experiment(experiment, artifact_location=artifacts)
     run = client.create_run(experiment_id, run_name=sweep, tags={"sweep": sweep, "role": "sweep", **tags})
     return experiment_id, run.info.run_id
 

@@ -48,8 +48,8 @@ def load_warm_start(sweeps: tuple[str, ...], space: dict[str, BaseDistribution])
     trials, winners = [], []
     for ref in sweeps:
         layout = find_sweep(ref)
-        name = json.loads(layout.state.read_text())["settings"]["name"]
-        study = optuna.load_study(study_name=name, storage=layout.optuna_storage)
+        settings = json.loads(layout.state.read_text())["settings"]
+        study = optuna.load_study(study_name=settings["name"], storage=layout.study_storage(settings.get("study_uri")))
         for trial in study.get_trials(deepcopy=False, states=FINISHED):
             problem = _fits(trial, space)
             if problem:
