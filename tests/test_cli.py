@@ -47,6 +47,8 @@ def test_smoke_train_then_eval(tmp_path, cache_dir):
     (["train", "--train.iterationz=5"], "unknown config key 'train.iterationz'"),
     (["train", "--loss.f_adv=lots"], "bad value for loss.f_adv"),
     (["train", "stray"], "unexpected argument 'stray'"),
+    (["train", "--train.iterations"], "override '--train.iterations' has no value"),
+    (["train", "train.iterationz=5"], "did you mean train.iterations?"),
     (["train", "--config", "missing.yaml"], "not found"),
     (["train", "--data.source.name=gta5", "--train.iterations=1"], "data.source.root is not set"),
     (["train", "--data.source.name=gta5", "--data.source.root=/no/such/gta"], "/no/such/gta not found"),
@@ -216,3 +218,46 @@ def test_ctrl_c_before_the_first_checkpoint_leaves_no_run_folder(tmp_path, cache
     assert re.fullmatch(r"interrupted at iteration \d+, before the first checkpoint \(every train.eval_every=100000 iterations\): "
                         r"nothing was kept; run the command again", last)
     assert not out.exists()
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("form", [["--train.iterations=3", "--loss.f_adv=0.2"], ["--train.iterations", "3", "--loss.f_adv", "0.2"],
+                                  ["train.iterations=3", "loss.f_adv=0.2"]])
+def test_overrides_in_each_form_users_bring(tmp_path, form):
+    run = lsdseg("config", *form, cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert "iterations: 3" in run.stdout and "f_adv: 0.2" in run.stdout
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("command", ["train", "sweep", "config"])
+def test_help_shows_the_override_forms_and_the_sections(tmp_path, command):
+    text = " ".join(lsdseg(command, "--help", cwd=tmp_path).stdout.split())
+    assert "--section.key=value, --section.key value, or section.key=value" in text
+    assert "Sections: data, model, loss, optim, train" in text
+
+
+@pytest.mark.unit
+def test_train_logs_to_the_mlflow_store_it_is_given(tmp_path, monkeypatch, cache_dir):
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "mine")
+    uri = f"sqlite:///{tmp_path / 'm.db'}"
+    run = lsdseg("train", "--smoke-test", "--tracking-uri", uri, f"--data.cache_dir={cache_dir}", "--train.iterations=4", cwd=tmp_path)
+    assert run.returncode == 0, run.stderr
+    client = MlflowClient(uri)
+    [logged] = client.search_runs([client.get_experiment_by_name("mine").experiment_id])
+    assert logged.info.status == "FINISHED" and logged.data.tags["status"] == "completed"
+    assert logged.data.params["train.iterations"] == "4" and logged.data.params["loss.f_adv"]
+    assert [m.step for m in client.get_metric_history(logged.info.run_id, "miou")] == [2, 4]
+
+
+@pytest.mark.unit
+def test_train_without_mlflow_refuses_a_given_uri_and_notes_one_from_the_environment(tmp_path, monkeypatch, cache_dir):
+    monkeypatch.setitem(sys.modules, "mlflow", None)  # as if the sweep extra were not installed
+    given = lsdseg("train", "--smoke-test", "--tracking-uri", "sqlite:///m.db", cwd=tmp_path)
+    assert given.returncode == 1 and len(given.stderr.strip().splitlines()) == 1 and "needs MLflow" in given.stderr
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///m.db")
+    from_env = lsdseg("train", "--smoke-test", f"--data.cache_dir={cache_dir}", cwd=tmp_path)
+    assert from_env.returncode == 0 and "note: MLFLOW_TRACKING_URI is set but MLflow is not installed" in from_env.stderr
+    assert not (tmp_path / "m.db").exists()

@@ -40,7 +40,8 @@ def test_every_paper_coefficient_is_a_field():
 
 @pytest.mark.parametrize("overrides, message", [
     (["--train.iterationz=3"], "unknown config key 'train.iterationz'"),
-    (["--nosuch.key=3"], "unknown config key 'nosuch'"),
+    (["--nosuch.key=3"], "unknown config key 'nosuch.key'"),
+    (["--train.iterationz=3"], "did you mean train.iterations?"),
     (["--train.iterations=abc"], "bad value for train.iterations"),
     (["--optim.f_lr=-1"], "bad value for optim.f_lr"),
     (["--train.mode=adapt"], "bad value for train.mode"),

@@ -134,6 +134,7 @@ def test_replay_matches_rays_hyperband_per_bracket(monkeypatch, seed):
         monkeypatch.setattr(async_hyperband.np.random, "choice", choose)
         scheduler = make_scheduler("hyperband", metric="miou", mode="max", **RANDOM_RULE)
         per_bracket.append(_ray_stops(scheduler, curves, RANDOM_RULE["max_t"], 1.0))
+    monkeypatch.undo()  # the replay's own one-bracket schedulers draw their only bracket
     verdicts = replay("hyperband", curves, **RANDOM_RULE)
     for key, verdict in verdicts.items():
         stops = [b[key] for b in per_bracket]

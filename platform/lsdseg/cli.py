@@ -6,7 +6,9 @@ Every known kind of bad input ends in one line naming the problem and the fix, a
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
+import importlib.util
 import sys
 import time
 import typing
@@ -17,6 +19,7 @@ import click
 from click.core import ParameterSource
 
 from lsdseg.checkpoint import CheckpointError
+from lsdseg.config import Config
 from lsdseg.config_io import ConfigError, load_config, to_dict
 from lsdseg.data.base import DataError
 from lsdseg.interrupted import Interrupted
@@ -58,11 +61,38 @@ def one_line_errors(fn):
     return wrapper
 
 
+PLATFORM = ("ray", "optuna", "mlflow")  # what the sweep extra brings; the method needs none of them
+
+
+def platform_command(fn):
+    """A command of the platform (sweeps, reports, exports): without the sweep extra, one line that names it."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        missing = [name for name in PLATFORM if importlib.util.find_spec(name) is None]
+        if missing:
+            raise SweepError(f"`lsdseg {fn.__name__}` needs the platform, which is not installed ({', '.join(missing)} missing): "
+                             "pip install 'lsdseg-platform[sweep]' (in a clone: pip install -e '.[sweep]')")
+        return fn(*args, **kwargs)
+    return wrapper
+
+
 def _overrides(ctx: click.Context) -> list[str]:
-    for word in ctx.args:
-        if not word.startswith("--") or "." not in word.split("=", 1)[0]:
-            raise ConfigError(f"unexpected argument {word!r}: config overrides look like --section.key=value")
-    return list(ctx.args)
+    """The config overrides after the options, as --section.key=value: written so, as --section.key value, or
+    as Hydra's section.key=value."""
+    words, found = list(ctx.args), []
+    while words:
+        word = words.pop(0)
+        key = word.removeprefix("--").split("=", 1)[0]
+        if "." not in key or (not word.startswith("--") and "=" not in word):
+            raise ConfigError(f"unexpected argument {word!r}: config overrides look like --section.key=value, "
+                              "--section.key value or section.key=value")
+        if "=" in word:
+            found.append(f"--{word.removeprefix('--')}")
+        elif words and not words[0].startswith("--"):
+            found.append(f"{word}={words.pop(0)}")
+        else:
+            raise ConfigError(f"override {word!r} has no value: write it as {word}=value or {word} value")
+    return found
 
 
 # --smoke-test: a couple of iterations on a tiny benchmark, proving the whole path works in seconds. These
@@ -124,17 +154,24 @@ def _default(field: str):
 
 
 CONFIG_HELP = "YAML file of config sections, or a packaged config's name; repeat to layer (later wins)."
+OVERRIDES = ("Any config field can be set after the options: --section.key=value, --section.key value, or "
+             "section.key=value (Hydra's form); e.g. --train.iterations=300 loss.f_adv=0.1. Sections: "
+             f"{', '.join(f.name for f in dataclasses.fields(Config) if f.name != 'faults')}; "
+             "`lsdseg config` prints every key with its value.")
 
 
-@main.command(context_settings=EXTRA)
+@main.command(context_settings=EXTRA, epilog=OVERRIDES)
 @click.option("--config", "config_paths", multiple=True, help=CONFIG_HELP)
 @click.option("--resume", type=click.Path(exists=True), help="Continue from this checkpoint, or a run folder's latest.")
 @click.option("--objective", type=click.Choice(typing.get_args(Objective)), default=None,
               help="What selects the checkpoint: target_miou (needs target labels) or a label-free validator (train.objective).")
 @click.option("--smoke-test", is_flag=True, help="Run a couple of iterations on a tiny benchmark.")
+@click.option("--tracking-uri", default=None, envvar="MLFLOW_TRACKING_URI",
+              help="Log the run to this MLflow store (or set MLFLOW_TRACKING_URI; experiment: MLFLOW_EXPERIMENT_NAME, else lsdseg).")
 @click.pass_context
 @one_line_errors
-def train(ctx: click.Context, config_paths: tuple[str, ...], resume: str | None, objective: str | None, smoke_test: bool) -> None:
+def train(ctx: click.Context, config_paths: tuple[str, ...], resume: str | None, objective: str | None, smoke_test: bool,
+          tracking_uri: str | None) -> None:
     """Train one run; with no arguments, LSD-seg on the built-in benchmark with the small backbone."""
     from lsdseg.checkpoint import latest_checkpoint
     from lsdseg.data import protocol_classes  # heavy imports after argument checks
@@ -150,7 +187,13 @@ def train(ctx: click.Context, config_paths: tuple[str, ...], resume: str | None,
             cfg = replace(cfg, train=replace(cfg.train, out_dir=str(folder)))
     if resume is None:
         _note(cfg)
-    result = run_training(cfg, resume=resume, progress=True)
+    tracked = _train_run(ctx, tracking_uri, cfg)
+    result = None
+    try:
+        result = run_training(cfg, report=tracked.report if tracked else None, resume=resume, progress=True)
+    finally:
+        if tracked:
+            tracked.end(result)
     last, chosen = (result.history[-1] if result.history else None), result.selected
     if result.status != "completed":
         click.echo(f"run {result.status}: {result.message}", err=True)
@@ -172,11 +215,28 @@ def train(ctx: click.Context, config_paths: tuple[str, ...], resume: str | None,
         sys.exit(3)
 
 
+def _train_run(ctx: click.Context, uri: str | None, cfg):
+    """The MLflow run of `lsdseg train`, when a tracking URI is given or set; without the sweep extra, one
+    line for a URI given on the command line, a note for one set in the environment (the run still trains)."""
+    if uri is None:
+        return None
+    if importlib.util.find_spec("mlflow") is None:
+        if ctx.get_parameter_source("tracking_uri") == ParameterSource.COMMANDLINE:
+            raise SweepError("--tracking-uri needs MLflow, which is not installed: pip install 'lsdseg-platform[sweep]' "
+                             "(in a clone: pip install -e '.[sweep]'), or drop --tracking-uri")
+        click.echo("note: MLFLOW_TRACKING_URI is set but MLflow is not installed (pip install 'lsdseg-platform[sweep]'): "
+                   "this run is not logged to MLflow", err=True)
+        return None
+    from lsdseg.sweep.train_run import TrainRun
+
+    return TrainRun(uri, cfg)
+
+
 def _choices(field: str) -> list[str]:
     return list(typing.get_args(SweepSettings.__pydantic_fields__[field].annotation))
 
 
-@main.command(context_settings=EXTRA)
+@main.command(context_settings=EXTRA, epilog=OVERRIDES)
 @click.option("--config", "config_paths", multiple=True, help=CONFIG_HELP + " Applied after configs/sweep.yaml.")
 @click.option("--space", default=_default("space"), show_default=True,
               help="Search space: full, loss_weights, learning_rates, or a .py file.")
@@ -238,6 +298,7 @@ def _choices(field: str) -> list[str]:
 @click.option("--smoke-test", is_flag=True, help="A tiny sweep of 3 short trials, a short race and a small verification.")
 @click.pass_context
 @one_line_errors
+@platform_command
 def sweep(ctx: click.Context, config_paths: tuple[str, ...], resume_dir: str | None, more_seeds: int | None, smoke_test: bool,
           verbose: bool, objective: str | None, **options) -> None:
     """Search loss weights and learning rates of LSD-seg (Ray Tune + Optuna TPE), race the best on selection
@@ -285,6 +346,7 @@ def sweep(ctx: click.Context, config_paths: tuple[str, ...], resume_dir: str | N
 @click.option("--root", default=_default("root"), show_default=True, type=click.Path(file_okay=False), envvar="LSDSEG_ROOT",
               help="Folder that holds sweep folders (or set LSDSEG_ROOT).")
 @one_line_errors
+@platform_command
 def sweeps(root: str) -> None:
     """List the sweeps under ROOT: name, status, trials done/planned, confirmed best, start time."""
     from lsdseg.sweep.leaderboard import render_sweeps
@@ -323,7 +385,7 @@ def eval_(ctx: click.Context, checkpoint_path: str, split: str) -> None:
     click.echo(_also_lines(result.also) + _iou_table(ev.per_class_iou))
 
 
-@main.command(context_settings=EXTRA)
+@main.command(context_settings=EXTRA, epilog=OVERRIDES)
 @click.option("--config", "config_paths", multiple=True, help=CONFIG_HELP)
 @click.pass_context
 @one_line_errors
@@ -340,6 +402,7 @@ def config(ctx: click.Context, config_paths: tuple[str, ...]) -> None:
 @click.option("--out", "out_dir", type=click.Path(file_okay=False), help="Folder for report.html and its PNGs (default: SWEEP/report).")
 @click.option("--examples", type=click.IntRange(1, 32), default=4, show_default=True, help="Target images in the example grid.")
 @one_line_errors
+@platform_command
 def report(sweep_ref: str, out_dir: str | None, examples: int) -> None:
     """Write a sweep's HTML report (leaderboard, confirmation on fresh seeds, history, fANOVA importance,
     parallel coordinates, per-class IoU, target examples) and log it to the sweep's parent MLflow run.
@@ -373,6 +436,7 @@ def predict(checkpoint_path: str, images: tuple[str, ...], out_dir: str, overwri
               help="Also register the best checkpoint in MLflow's model registry under this name.")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists (else it is refused).")
 @one_line_errors
+@platform_command
 def export(sweep_ref: str, out_path: str, model_name: str | None, overwrite: bool) -> None:
     """Write the best trial's full config (retrain: lsdseg train --config OUT); optionally register its checkpoint."""
     from lsdseg.sweep.export import export_config, register_best

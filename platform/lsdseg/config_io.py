@@ -5,6 +5,7 @@ Unknown keys and bad values raise `ConfigError` with one line that names the key
 from __future__ import annotations
 
 import dataclasses
+import difflib
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -54,16 +55,27 @@ def parse_override(text: str) -> tuple[str, Any]:
     return key.strip(), value
 
 
+def _leaves(tree: dict[str, Any], prefix: str = "") -> list[str]:
+    return [p for k, v in tree.items() for p in (_leaves(v, f"{prefix}{k}.") if isinstance(v, dict) else [f"{prefix}{k}"])]
+
+
+def _unknown(path: str, known: list[str]) -> ConfigError:
+    """An unknown key, with the closest known ones (a typo's most likely meaning)."""
+    close = difflib.get_close_matches(path, known, n=2, cutoff=0.8)
+    hint = f"did you mean {' or '.join(close)}? " if close else ""
+    return ConfigError(f"unknown config key {path!r}: {hint}`lsdseg config` lists every key")
+
+
 def _set_path(tree: dict[str, Any], path: str, value: Any) -> None:
     parts = path.split(".")
     node = tree
-    for i, part in enumerate(parts[:-1]):
+    for part in parts[:-1]:
         child = node.get(part)
         if not isinstance(child, dict):
-            raise ConfigError(f"unknown config key {'.'.join(parts[: i + 1])!r}: see `lsdseg config` for valid keys")
+            raise _unknown(path, _leaves(tree))
         node = child
     if parts[-1] not in node:
-        raise ConfigError(f"unknown config key {path!r}: see `lsdseg config` for valid keys")
+        raise _unknown(path, _leaves(tree))
     if isinstance(node[parts[-1]], dict):
         raise ConfigError(f"{path!r} is a section: set one of its keys, e.g. --{path}.<key>=value")
     node[parts[-1]] = value
@@ -73,7 +85,7 @@ def _merge(tree: dict[str, Any], update: dict[str, Any], prefix: str = "") -> No
     for key, value in update.items():
         path = f"{prefix}{key}"
         if key not in tree:
-            raise ConfigError(f"unknown config key {path!r}: see `lsdseg config` for valid keys")
+            raise _unknown(path, _leaves(tree, prefix))
         if isinstance(tree[key], dict) != isinstance(value, dict):
             kind = "a section: set its keys" if isinstance(tree[key], dict) else "a value, not a section"
             raise ConfigError(f"{path!r} is {kind}; fix the YAML file or the override")

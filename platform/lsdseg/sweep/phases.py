@@ -28,7 +28,7 @@ from lsdseg.sweep.layout import SweepLayout
 from lsdseg.sweep.progress import SweepProgress
 from lsdseg.sweep.race import DEFAULTS, Race, Run
 from lsdseg.sweep.results import SweepResults
-from lsdseg.sweep.searcher import BudgetedSearch, HonestOptunaSearch, RaceSearcher, draw_population, tell_population
+from lsdseg.sweep.searcher import OptunaSearcher, RaceSearcher, draw_population, tell_population
 from lsdseg.sweep.settings import SweepSettings
 from lsdseg.sweep.spaces import continuous, load_space
 from lsdseg.sweep.state import Look, Sweep, SweepState, read_state
@@ -124,7 +124,7 @@ def _budget(folder: str) -> int:
     return read_state(SweepLayout(Path(folder))).settings.num_samples
 
 
-def _searcher(s: SweepSettings, layout: SweepLayout, first: list[dict]) -> HonestOptunaSearch:
+def _searcher(s: SweepSettings, layout: SweepLayout, first: list[dict]) -> OptunaSearcher:
     if s.searcher == "tpe":
         # TPE's default of 10 random start-up trials would leave a 12-trial sweep almost unguided.
         sampler = optuna.samplers.TPESampler(seed=s.sampler_seed, multivariate=True, group=True, constant_liar=True,
@@ -132,9 +132,8 @@ def _searcher(s: SweepSettings, layout: SweepLayout, first: list[dict]) -> Hones
     else:
         sampler = optuna.samplers.RandomSampler(seed=s.sampler_seed)
     # The defaults (and a warm start's winners) go first: the default weights are always measured.
-    return HonestOptunaSearch(space=load_space(s.space), metric="score", mode="max", sampler=sampler, study_name=s.name,
-                              storage=optuna.storages.RDBStorage(layout.study_storage(s.study_uri)),
-                              points_to_evaluate=[p for p in first if p] or None)
+    return OptunaSearcher(load_space(s.space), s.space, s.name, layout.study_storage(s.study_uri), sampler,
+                          [p for p in first if p], functools.partial(_budget, str(layout.folder)))
 
 
 def _search_fn(s: SweepSettings):
@@ -159,8 +158,8 @@ def search(sweep: Sweep) -> tune.ResultGrid:
             tune_config = dict(max_concurrent_trials=s.max_concurrent)
         else:
             searcher = _searcher(s, layout, state.first_points)
-            space, samples = None, s.num_samples
-            tune_config = dict(search_alg=BudgetedSearch(searcher, s.max_concurrent, functools.partial(_budget, str(layout.folder))))
+            space, samples = None, -1  # the searcher ends the search at its budget, which a resume may raise
+            tune_config = dict(search_alg=searcher, max_concurrent_trials=s.max_concurrent)
         callbacks = _callbacks(sweep, "search", searcher, s.num_samples, tuple(mutations))
         tuner = tune.Tuner(
             trainable, param_space=space,

@@ -1,13 +1,13 @@
-"""Who proposes a sweep's trials: Optuna through Ray Tune's OptunaSearch for the search, the race's searcher
-for what follows, and the drawn population of a Population Based Training search.
+"""Who proposes a sweep's trials: Optuna for the search, the race's searcher for what follows, and the drawn
+population of a Population Based Training search.
 
-Ray Tune's OptunaSearch, telling Optuna the truth about trials that did not finish.
-
-Tune reports an ASHA-stopped trial to the searcher with its last result, which stock OptunaSearch files
-as COMPLETE (ray PR #15283 only covered results without a value), and never passes it that last result
-as an intermediate value. Here a trial whose last result is
-short of its planned iterations is told PRUNED, and a diverged one FAIL, so TPE learns from both
-correctly and optuna-dashboard shows what happened.
+`OptunaSearcher` drives an Optuna study through Optuna's ask-and-tell API behind Ray Tune's public `Searcher`
+interface, keeping its own record of the Tune trials it proposed: Ray's OptunaSearch keeps that record in
+private attributes, which a Ray release may rename. It tells Optuna the truth about trials that did not finish:
+a trial stopped early (ASHA) is PRUNED, with the value it was stopped on, and a diverged or crashed one FAIL,
+so TPE learns from both correctly and optuna-dashboard shows what happened (stock OptunaSearch files a
+stopped trial as COMPLETE). It also ends the search itself, at a budget it re-reads on every proposal, so
+`--resume DIR --num-samples N` can raise it (Tune runs the search with an unlimited number of samples).
 """
 from __future__ import annotations
 
@@ -18,9 +18,7 @@ from typing import Any, Callable, Optional
 
 import optuna
 from optuna.trial import TrialState
-from ray.air.constants import TRAINING_ITERATION
-from ray.tune.search import ConcurrencyLimiter, Searcher, SearchGenerator
-from ray.tune.search.optuna import OptunaSearch
+from ray.tune.search import Searcher
 
 from lsdseg.sweep.race import Race, Run
 from lsdseg.sweep.spaces import Space, sample
@@ -43,42 +41,62 @@ def trial_outcome(result: Optional[dict], error: bool) -> str:
 STATES = {"completed": TrialState.COMPLETE, "pruned": TrialState.PRUNED, "diverged": TrialState.FAIL, "errored": TrialState.FAIL}
 
 
-class HonestOptunaSearch(OptunaSearch):
+class OptunaSearcher(Searcher):
+    """One Optuna trial per Tune trial, asked for when Tune wants a trial and told when it ends.
+
+    `first`: points proposed before the sampler's own (enqueued once, in the study); `budget()`: how many
+    trials the search may propose in all."""
+
+    def __init__(self, space: Space, space_name: str, study_name: str, storage: str, sampler: optuna.samplers.BaseSampler,
+                 first: list[dict[str, Any]], budget: Callable[[], int]):
+        super().__init__(metric="score", mode="max")
+        self.space, self.space_name, self.budget = space, space_name, budget
+        self.study = optuna.create_study(study_name=study_name, storage=storage, sampler=sampler, direction="maximize",
+                                         load_if_exists=True)
+        for point in first:
+            self.study.enqueue_trial(point)
+        self.trials: dict[str, optuna.Trial] = {}  # Tune trial id -> its Optuna trial
+        self.told: set[str] = set()
+
+    def suggest(self, trial_id: str) -> Optional[dict] | str:
+        if len(self.trials) >= self.budget():
+            return Searcher.FINISHED
+        trial = self.study.ask()
+        self.trials[trial_id] = trial
+        return sample(self.space, trial, self.space_name)
+
+    def on_trial_result(self, trial_id: str, result: dict) -> None:
+        if trial_id in self.trials and trial_id not in self.told and self.metric in result:
+            self.trials[trial_id].report(result[self.metric], result["step"])
+
     def on_trial_complete(self, trial_id: str, result: Optional[dict] = None, error: bool = False) -> None:
-        if trial_id in self._completed_trials or trial_id not in self._ot_trials:
+        if trial_id in self.told or trial_id not in self.trials:
             return
         outcome = trial_outcome(result, error)
         value = result.get(self.metric) if outcome == "completed" else None
         if outcome == "pruned" and result and self.metric in result:
             # Tune skips on_trial_result for the result that made ASHA stop a trial: record it here, so
             # a trial stopped at its first rung still tells TPE how it did.
-            self._ot_trials[trial_id].report(result[self.metric], result.get(TRAINING_ITERATION, result["step"]))
+            self.trials[trial_id].report(result[self.metric], result["step"])
         try:
-            self._ot_study.tell(self._ot_trials[trial_id], value, state=STATES[outcome])
+            self.study.tell(self.trials[trial_id], value, state=STATES[outcome])
         except Exception as exc:  # a finished Optuna trial (e.g. told before a driver crash) stays as it is
             log.warning("Optuna trial of %s not updated: %s", trial_id, exc)
-        self._completed_trials.add(trial_id)
+        self.told.add(trial_id)
 
     def optuna_number(self, trial_id: str) -> Optional[int]:
-        trial = self._ot_trials.get(trial_id)
+        trial = self.trials.get(trial_id)
         return None if trial is None else trial.number
 
+    def save(self, checkpoint_path: str) -> None:
+        # the study pickles as its name and storage URL (Optuna's RDB storage reconnects), the sampler with its
+        # random state, each trial as its number in that study; the budget stays the restoring driver's
+        with open(checkpoint_path, "wb") as f:
+            pickle.dump({k: v for k, v in self.__dict__.items() if k != "budget"}, f)
 
-class BudgetedSearch(SearchGenerator):
-    """Tune's search generator whose trial budget can grow on resume (`--resume DIR --num-samples N`).
-
-    Tune restores a generator's budget from the experiment state it saved; here the budget is re-read from
-    `budget()` (the sweep's own record) after every restore, so raising it there raises it here.
-    """
-
-    def __init__(self, searcher: HonestOptunaSearch, max_concurrent: int, budget):
-        super().__init__(ConcurrencyLimiter(searcher, max_concurrent=max_concurrent))
-        self.budget = budget
-
-    def set_state(self, state: dict) -> None:
-        super().set_state(state)
-        self._total_samples = max(self._total_samples, self.budget())
-        self._finished = False  # Optuna never runs out of suggestions; only the budget ends a search
+    def restore(self, checkpoint_path: str) -> None:
+        with open(checkpoint_path, "rb") as f:
+            self.__dict__.update(pickle.load(f))
 
 
 class RaceSearcher(Searcher):

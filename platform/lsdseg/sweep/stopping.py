@@ -4,8 +4,8 @@ A sweep stops weak trials early to spend its budget on promising ones; the risk 
 that would have won. `replay` answers, after the fact, whether a strategy would have stopped a given trial,
 so the leaderboard and the report can say how much the chosen strategy is to be trusted (`winner_verdict`).
 
-The replay mirrors Ray Tune 2.60's `AsyncHyperBandScheduler` and its `_Bracket` (ray/tune/schedulers/
-async_hyperband.py) step for step, so that its answer is Ray's answer for the same sequence of results.
+The replay feeds the curves to Ray's own ASHAScheduler, through the public scheduler interface Tune's
+controller calls, so that its answer is Ray's answer for the same sequence of results, in any Ray release.
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from typing import Hashable, Literal, Mapping, Optional, Sequence, TypeVar, get_
 import numpy as np
 from optuna.distributions import FloatDistribution
 from ray import tune
+from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining, TrialScheduler
 
 from trainables.lsdseg_trainable import MEMBER
@@ -132,69 +133,49 @@ def make_scheduler(strategy: Strategy, *, metric: str, mode: str, max_t: int, gr
                          brackets=rule.brackets)
 
 
-def _rungs(grace: int, max_t: int, rf: float, s: int) -> tuple[float, ...]:
-    """The milestones of bracket s, highest first, computed exactly as `_Bracket.__init__` does (same
-    float expression, so a rung at max_t / rf^k lands or not exactly as in Ray)."""
-    count = int(np.log(max_t / grace) / np.log(rf) - s + 1)
-    return tuple(grace * rf ** (k + s) for k in reversed(range(count)))
+def _rung_count(grace: float, max_t: int, rf: float) -> int:
+    """How many rungs an ASHA bracket starting at `grace` has: one per power of rf from grace up to max_t."""
+    return int(np.log(max_t / grace) / np.log(rf) + 1)
 
 
-def _weights(rungs: Sequence[tuple[float, ...]]) -> list[float]:
-    """Ray's chance of drawing a trial into each bracket: a softmax over the brackets' rung counts."""
-    sizes = np.array([len(r) for r in rungs])
+def _weights(counts: Sequence[int]) -> list[float]:
+    """Ray's chance of drawing a trial into each bracket of asynchronous HyperBand: a softmax over the
+    brackets' rung counts (AsyncHyperBandScheduler, as documented in its source)."""
+    sizes = np.array(counts)
     probs = np.e ** (sizes - sizes.max())
     return (probs / probs.sum()).tolist()
 
 
-def _rung_acted_on(rungs: tuple[float, ...], recorded: list[dict], key: Hashable, step: int) -> Optional[int]:
-    """The rung `_Bracket.on_result` acts on for this result: the highest milestone <= step for which this
-    trial has no value yet. Lower rungs a coarse evaluation schedule skipped are filled by later results."""
-    return next((i for i, m in enumerate(rungs) if step >= m and key not in recorded[i]), None)
-
-
-def _cutoff(values: list[float], rf: float) -> Optional[float]:
-    """The value a trial must reach at a rung: the top 1/rf of those recorded there; none while empty."""
-    return float(np.nanpercentile(values, (1 - 1 / rf) * 100)) if values else None
-
-
-def _replay_bracket(curves: Mapping[K, Curve], rungs: tuple[float, ...], max_t: int, rf: float,
-                    sign: float) -> dict[K, Optional[int]]:
-    """Feed the curves through one bracket, a trial at a time, as the scheduler would see them."""
-    recorded: list[dict[K, float]] = [{} for _ in rungs]
+def _replay_bracket(curves: Mapping[K, Curve], scheduler: TrialScheduler, max_t: int) -> dict[K, Optional[int]]:
+    """Feed the curves through a real Ray scheduler, a trial at a time, calling it as Tune's controller does:
+    on_trial_add, on_trial_result per result until it says STOP, on_trial_complete with the last result."""
     stops: dict[K, Optional[int]] = {}
-
-    def on_result(key: K, step: int, value: float) -> bool:
-        i = _rung_acted_on(rungs, recorded, key, step)
-        if i is None:
-            return False
-        cutoff = _cutoff(list(recorded[i].values()), rf)
-        recorded[i][key] = value  # Ray compares against the earlier trials, then records this one
-        return cutoff is not None and value < cutoff
-
     for key, curve in curves.items():
+        trial = Trial("__replay", stub=True)
+        scheduler.on_trial_add(None, trial)
         stops[key] = None
-        last: Optional[tuple[int, float]] = None
+        last: Optional[dict] = None
         for step, value in curve:
-            last = (step, sign * value)
-            if step >= max_t:  # Ray ends the trial here without asking the bracket
+            last = {"step": step, "value": value}
+            if scheduler.on_trial_result(None, trial, last) == TrialScheduler.STOP:
+                stops[key] = step if step < max_t else None  # a stop at max_t is the end of training, not early
                 break
-            if on_result(key, *last):
-                stops[key] = step
-                break
-        if last is not None:  # Ray's on_trial_complete passes the last result seen through the bracket again
-            on_result(key, *last)
+        if last is not None:
+            scheduler.on_trial_complete(None, trial, last)
     return stops
 
 
 def _replay_brackets(strategy: Strategy, curves: Mapping[K, Curve], *, max_t: int, grace_period: int,
                      reduction_factor: float, mode: str) -> tuple[list[float], list[dict[K, Optional[int]]]]:
-    """(weight, stop step per trial) of each bracket of `strategy`, each replayed with every trial in it."""
+    """(weight, stop step per trial) of each bracket of `strategy`, each replayed with every trial in it.
+    Bracket s of Ray's asynchronous HyperBand is ASHA with one bracket whose grace period is grace x rf^s,
+    so each bracket is replayed on a one-bracket ASHAScheduler of Ray's own."""
     rule = _rule(strategy)
     grace = _grace(rule, grace_period, max_t)
-    rungs = [_rungs(grace, max_t, reduction_factor, s) for s in range(rule.brackets)]
-    sign = {"max": 1.0, "min": -1.0}[mode]  # Ray's metric_op: a higher signed value is always better
-    stops = [_replay_bracket(curves, r, max_t, reduction_factor, sign) for r in rungs]
-    return (_weights(rungs) if rungs else []), stops
+    graces = [grace * reduction_factor ** s for s in range(rule.brackets)]
+    stops = [_replay_bracket(curves, ASHAScheduler(time_attr="step", metric="value", mode=mode, max_t=max_t, grace_period=g,
+                                                   reduction_factor=reduction_factor, brackets=1), max_t) for g in graces]
+    return (_weights([_rung_count(g, max_t, reduction_factor) for g in graces]) if graces else []), stops
 
 
 def replay(strategy: Strategy, curves: Mapping[K, Curve], *, max_t: int, grace_period: int,
@@ -202,9 +183,8 @@ def replay(strategy: Strategy, curves: Mapping[K, Curve], *, max_t: int, grace_p
     """For each trial, whether and when `strategy` would have stopped it, given the full curves of
     completed trials in the order they started.
 
-    The rule is Ray's exactly (rungs, cutoff percentile, compare-then-record, a trial ends at max_t without
-    a decision, the result at completion goes through the bracket once more); the order is not: trials ran concurrently
-    and interleaved their results, here each trial's curve is fed whole before the next one starts. A
+    The rule is Ray's own (its scheduler decides); the order is not: trials ran concurrently and
+    interleaved their results, here each trial's curve is fed whole before the next one starts. A
     trial stopped in the replay reports nothing further, so its later values never raise a later rung's
     cutoff, as in a real run.
 

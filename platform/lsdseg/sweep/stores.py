@@ -174,6 +174,9 @@ def driving(layout: SweepLayout) -> Iterator[None]:
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")
         handle.flush()
-        yield
+        try:
+            yield
+        finally:
+            handle.truncate(0)  # released: the file names no holder (a driver that died leaves its line, and no lock)
     finally:
         handle.close()

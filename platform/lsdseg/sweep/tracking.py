@@ -20,7 +20,7 @@ from mlflow.tracking import MlflowClient
 from ray.tune import Callback
 
 from lsdseg.sweep.errors import SweepError
-from lsdseg.sweep.searcher import HonestOptunaSearch, trial_outcome
+from lsdseg.sweep.searcher import OptunaSearcher, trial_outcome
 from lsdseg.sweep.stores import check_tracking_database, no_password
 from trainables.lsdseg_trainable import MEMBER, member_number, member_values
 
@@ -87,7 +87,7 @@ class MLflowTrials(Callback):
     """Tune callback: one nested MLflow run per trial (params, metric history, outcome, traceback)."""
 
     def __init__(self, tracking_uri: str, experiment_id: str, parent_run_id: str, experiment: str,
-                 searcher: Optional[HonestOptunaSearch], fixed_params: dict[str, Any], seed: int, iterations: int,
+                 searcher: Optional[OptunaSearcher], fixed_params: dict[str, Any], seed: int, iterations: int,
                  varying: tuple[str, ...] = (), data: Optional[dict[str, dict[str, str]]] = None):
         self.tracking_uri, self.experiment_id, self.parent_run_id = tracking_uri, experiment_id, parent_run_id
         # the Tune experiment it logs (search, select, look-<k>); each run's phase tag says what the run was for

@@ -1,0 +1,42 @@
+"""The method installs without the platform: its requirements name no Ray, Optuna or MLflow, its platform
+commands say in one line which extra to install, and the platform's Ray requirement is a range."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+import tomllib
+from cli import invoke
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[1]
+PROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+PLATFORM = ("ray", "optuna", "mlflow", "psycopg", "plotly", "matplotlib", "jinja2")
+
+
+def _name(requirement: str) -> str:
+    return requirement.split("[")[0].split(">")[0].split("<")[0].split("=")[0].strip().lower()
+
+
+def test_the_base_install_has_no_platform_library():
+    assert not {_name(r) for r in PROJECT["dependencies"]} & set(PLATFORM)
+    assert set(PLATFORM) <= {_name(r) for r in PROJECT["optional-dependencies"]["sweep"]}
+    assert "lsdseg-platform[sweep]" in PROJECT["optional-dependencies"]["cluster"]
+
+
+def test_ray_is_a_range_of_releases():
+    [ray] = [r for r in PROJECT["optional-dependencies"]["sweep"] if _name(r) == "ray"]
+    low, high = ray.split(">=")[1].split(",<")
+    assert tuple(map(int, low.split("."))) < (2, 60) and int(high.split(".")[0]) >= 3  # more than one minor release
+
+
+@pytest.mark.parametrize("command", [["sweep", "--smoke-test"], ["sweeps"], ["report", "x"], ["export", "x", "--out", "y.yaml"]])
+def test_a_platform_command_without_the_extra_is_one_line(tmp_path, monkeypatch, command):
+    for name in ("ray", "optuna", "mlflow"):
+        monkeypatch.setitem(sys.modules, name, None)  # as if never installed: find_spec answers None
+    run = invoke(*command, cwd=tmp_path)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 1 and len(lines) == 1 and "pip install 'lsdseg-platform[sweep]'" in lines[0]
+    assert list(tmp_path.iterdir()) == []
