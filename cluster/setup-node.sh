@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Every node, on every `ray up` (setup_commands of both cluster files): this project in its own
-# virtualenv, with the exact versions of cluster/constraints.txt, which the client installs with too:
-# client, head and workers run one Ray (Ray refuses to mix versions), one PyTorch, Optuna and MLflow.
+# virtualenv, with the exact, hash-checked versions of requirements/lock.txt, which the client and CI install
+# too: client, head and workers run one Ray (Ray refuses to mix versions), one PyTorch, Optuna and MLflow.
 set -euo pipefail
 venv="$HOME/lsdseg-venv"
 if [ ! -x "$venv/bin/python" ]; then
   python3 -m venv "$venv" || { sudo apt-get update -q && sudo apt-get install -yq python3-venv && python3 -m venv "$venv"; }
 fi
-"$venv/bin/pip" install -q -c "$HOME/lsdseg-platform/cluster/constraints.txt" -e "$HOME/lsdseg-platform[cluster]"
+"$venv/bin/pip" install -q --require-hashes -r "$HOME/lsdseg-platform/requirements/lock.txt"
+"$venv/bin/pip" install -q --no-deps -e "$HOME/lsdseg-platform"
 # The shared folder of sweep folders (EFS or NFS), at the same path on every node; and the database
 # password file, which libpq ignores unless only its owner can read it.
 set -a; . "$HOME/lsdseg-settings/env"; set +a

@@ -4,7 +4,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import ray
 import tomllib
 import yaml
 from ray.autoscaler._private.aws.config import _create_default_inbound_rules
@@ -61,19 +60,22 @@ def test_onprem_file_runs_the_same_setup_as_the_main_file():
     assert aws["file_mounts"].keys() == onprem["file_mounts"].keys()
 
 
-def test_nodes_install_the_versions_of_the_client():
-    """The package takes a range of Ray (it installs beside other projects); a cluster's nodes and its
-    client install with the same exact constraints, which hold this client's Ray."""
-    import torch
-
+def test_ci_the_readme_and_every_node_install_one_lock():
+    """One set of exact, hash-checked versions for CI, the README's test command and every node (Ray refuses a
+    client and nodes of different versions), made by uv from the package's ranges; the project goes on top
+    without dependencies."""
+    lock = (ROOT / "requirements" / "lock.txt").read_text()
+    pins = {line.split("==")[0].lower() for line in lock.splitlines() if "==" in line and not line.startswith((" ", "#"))}
+    assert {"ray", "torch", "torchvision", "optuna", "mlflow", "psycopg", "numpy", "pytest"} <= pins
+    blocks = [b for b in lock.split("\n") if "==" in b and not b.startswith((" ", "#"))]
+    assert all(b.rstrip().endswith("\\") for b in blocks)  # every pin carries its hashes on the next lines
+    assert "# via lsdseg-platform" in lock and "uv" in lock.splitlines()[0] and "requirements/lock.sh" in lock
+    install = "--require-hashes -r requirements/lock.txt"
+    assert install in (ROOT / ".ci" / "run").read_text() and install in (ROOT / "README.md").read_text()
+    setup = (ROOT / "cluster" / "setup-node.sh").read_text()
+    assert '--require-hashes -r "$HOME/lsdseg-platform/requirements/lock.txt"' in setup and "--no-deps -e" in setup
     sweep = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]["sweep"]
     assert any(d.startswith("ray[tune]>=") and ",<" in d for d in sweep) and not any("==" in d for d in sweep)
-    pins = dict(line.split("==") for line in (ROOT / "cluster" / "constraints.txt").read_text().splitlines()
-                if line and not line.startswith("#"))
-    assert pins["ray"] == ray.__version__ and pins["torch"] == torch.__version__.split("+")[0]
-    assert {"optuna", "mlflow", "torchvision", "numpy"} <= pins.keys()
-    setup = (ROOT / "cluster" / "setup-node.sh").read_text()
-    assert 'pip" install -q -c "$HOME/lsdseg-platform/cluster/constraints.txt" -e "$HOME/lsdseg-platform[cluster]"' in setup
 
 
 @pytest.mark.parametrize("env", ["aws", "onprem"])
