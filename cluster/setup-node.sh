@@ -17,7 +17,7 @@ if [ -n "${LSDSEG_NFS:-}" ] && ! mountpoint -q /mnt/lsdseg; then
   sudo mkdir -p /mnt/lsdseg && sudo mount -t nfs4 -o nfsvers=4.1,hard,timeo=600 "$LSDSEG_NFS" /mnt/lsdseg
   sudo chown "$(id -u):$(id -g)" /mnt/lsdseg
 fi
-mkdir -p "$LSDSEG_ROOT"
+mkdir -p "${LSDSEG_ROOT:?set LSDSEG_ROOT in the cluster env file: a folder every node mounts}"
 [ -f "$HOME/.pgpass" ] && chmod 600 "$HOME/.pgpass"
 # Login shells (`ray exec`, `ray attach`, `ray down`) find `ray` and `lsdseg`, speak token auth, and have the
 # cluster's settings (LSDSEG_STORAGE, LSDSEG_ROOT, LSDSEG_STUDY_URI, MLFLOW_TRACKING_URI): `lsdseg sweep

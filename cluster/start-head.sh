@@ -12,7 +12,7 @@ export RAY_AUTH_MODE=token  # every Ray API asks for ~/.ray/auth_token, copied h
 if ! "$bin/python" -c "import urllib.request as u; u.urlopen('http://127.0.0.1:5000/health', timeout=2)" 2>/dev/null; then
   mkdir -p "$HOME/mlflow"  # its log only
   MLFLOW_SERVER_ENABLE_JOB_EXECUTION=false MLFLOW_DISABLE_TELEMETRY=true nohup "$bin/mlflow" server \
-    --host 127.0.0.1 --port 5000 --workers 2 --backend-store-uri "$MLFLOW_BACKEND_STORE_URI" \
+    --host 127.0.0.1 --port 5000 --workers 2 --backend-store-uri "${MLFLOW_BACKEND_STORE_URI:?set it in the cluster env file: postgresql://user@host/mlflow}" \
     --artifacts-destination "$MLFLOW_ARTIFACTS" > "$HOME/mlflow/server.log" 2>&1 < /dev/null &
 fi
 # The dashboard and Jobs API on loopback too: `ray dashboard <cluster yaml>` tunnels to them.

@@ -92,4 +92,4 @@ def test_nothing_a_sweep_keeps_stays_on_a_nodes_disk(env):
     assert all(urlsplit(settings[k]).password is None for k in ("MLFLOW_BACKEND_STORE_URI", "LSDSEG_STUDY_URI"))
     assert settings["LSDSEG_ROOT"].startswith(("/mnt/lsdseg/", "/shared/"))
     head = (ROOT / "cluster" / "start-head.sh").read_text()
-    assert "sqlite" not in head and '--backend-store-uri "$MLFLOW_BACKEND_STORE_URI"' in head
+    assert "sqlite" not in head and '--backend-store-uri "${MLFLOW_BACKEND_STORE_URI:?' in head

@@ -113,8 +113,12 @@ def ray(*args, cwd, timeout=900):
 def test_ray_up_runs_a_smoke_sweep_and_ray_down(sshd, tmp_path):
     settings = tmp_path / "settings"
     settings.mkdir()
+    # a single machine: its disk is the shared storage, and MLflow's store a file on it
     (settings / "env").write_text(f"LSDSEG_STORAGE={tmp_path / 'shared'}\nMLFLOW_ARTIFACTS={tmp_path / 'artifacts'}\n"
+                                  f"MLFLOW_BACKEND_STORE_URI=sqlite:///{tmp_path / 'mlflow.db'}\n"
+                                  f"LSDSEG_ROOT={tmp_path / 'sweeps'}\nLSDSEG_NFS=\n"
                                   "MLFLOW_TRACKING_URI=http://127.0.0.1:5000\n")
+    (tmp_path / "pgpass").write_text("")  # no database password on this machine
     token = tmp_path / "auth_token"
     token.write_text(os.urandom(16).hex())
     # The on-premises file as a user fills it in: its machines, its login, its settings; commands untouched.
@@ -122,7 +126,8 @@ def test_ray_up_runs_a_smoke_sweep_and_ray_down(sshd, tmp_path):
     config.update(cluster_name="lsdseg-launch-test", min_workers=0, max_workers=0)
     config["provider"] = {"type": "local", "head_ip": "127.0.0.1", "worker_ips": []}
     config["auth"] = {"ssh_user": "root", "ssh_private_key": str(sshd)}
-    config["file_mounts"].update({"~/lsdseg-platform": str(ROOT), "~/lsdseg-settings": str(settings), "~/.ray/auth_token": str(token)})
+    config["file_mounts"].update({"~/lsdseg-platform": str(ROOT), "~/lsdseg-settings": str(settings), "~/.ray/auth_token": str(token),
+                                  "~/.pgpass": str(tmp_path / "pgpass")})
     cluster_file = tmp_path / "cluster.yaml"
     cluster_file.write_text(yaml.safe_dump(config))
 
@@ -136,6 +141,7 @@ def test_ray_up_runs_a_smoke_sweep_and_ray_down(sshd, tmp_path):
         parent = json.load(urllib.request.urlopen(request))["runs"]
         assert len(parent) == 1
         assert list((tmp_path / "shared" / "launched").glob("*/checkpoint_*/checkpoint.pt"))  # trials used the storage
+        assert (tmp_path / "sweeps" / "launched" / "best.json").is_file()  # the sweep folder under LSDSEG_ROOT
     finally:
         ray("down", "-y", str(cluster_file), cwd=ROOT)
     assert _port_free(8265)  # Ray's head is gone
