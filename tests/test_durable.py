@@ -15,6 +15,7 @@ import signal
 import time
 
 import pytest
+from cli import invoke
 from localcluster import LocalCluster
 from mlflow.tracking import MlflowClient
 from postgres import Postgres, server_bin
@@ -75,7 +76,7 @@ def test_bad_study_storage_is_one_line_before_anything_is_written(used, tmp_path
             return used.uri("optuna").replace("lsdseg@", f"lsdseg:{used.password}@")
         return used.uri(text.strip("<>")) if text.startswith("<") else text
     args = ["--study-uri", uri(study)] + (["--tracking-uri", uri(tracking)] if tracking else [])
-    run = lsdseg("sweep", *args, cwd=tmp_path, env=used.env)
+    run = invoke("sweep", *args, cwd=tmp_path)  # in this process: every check comes before Ray starts
     one_line(run, message, tmp_path)
     assert used.password not in run.stderr
 
@@ -89,7 +90,7 @@ def test_a_study_database_of_another_optuna_schema_is_refused_and_left_as_it_was
     engine = sqlalchemy.create_engine(pg.uri("optuna_old"))
     with engine.begin() as db:  # as an Optuna of another release would have left it
         db.execute(sqlalchemy.text("UPDATE alembic_version SET version_num = 'v1.3.0.a'"))
-    run = lsdseg("sweep", "--study-uri", pg.uri("optuna_old"), cwd=tmp_path, env=pg.env)
+    run = invoke("sweep", "--study-uri", pg.uri("optuna_old"), cwd=tmp_path)
     one_line(run, "optuna storage upgrade", tmp_path)
     with engine.connect() as db:
         assert db.execute(sqlalchemy.text("SELECT version_num FROM alembic_version")).scalar() == "v1.3.0.a"
@@ -97,7 +98,7 @@ def test_a_study_database_of_another_optuna_schema_is_refused_and_left_as_it_was
 
 
 def test_a_tracking_uri_with_a_password_is_refused(pg, tmp_path):
-    run = lsdseg("sweep", "--tracking-uri", pg.uri("mlflow").replace("lsdseg@", "lsdseg:hunter2@"), cwd=tmp_path, env=pg.env)
+    run = invoke("sweep", "--tracking-uri", pg.uri("mlflow").replace("lsdseg@", "lsdseg:hunter2@"), cwd=tmp_path)
     one_line(run, "--tracking-uri carries a password", tmp_path)
     assert "hunter2" not in run.stderr
 
@@ -128,7 +129,7 @@ def test_ray_down_and_up_loses_no_run_trial_checkpoint_registry_entry_or_report(
     driver_home = tmp_path_factory.mktemp("driver1")
     env = {**first.env, **pg.env, **uris}
     args = ["sweep", "--name", "durable", "--address", first.address, "--num-samples", "4", "--concurrency", "2",
-            "--verify-seeds", "1", "--references", *tiny(cache_dir, 40, 10), "--train.threads=1"]
+            "--race-runs", "1", "--verify-seeds", "1", "--references", *tiny(cache_dir, 40, 10), "--train.threads=1"]
     driver = lsdseg(*args, cwd=driver_home, wait=False, env=env)
     client = MlflowClient(pg.uri("mlflow"))
     folder = shared / "sweeps" / "durable"

@@ -122,7 +122,7 @@ def test_population_based_training_races_and_verifies_replayed_schedules(tmp_pat
     (MLflow draws each trial's values per evaluation). No search trial is a plain run of its configuration,
     so the race replays each schedule from scratch on every seed, the search seed included."""
     run = lsdseg("sweep", "--name", "p1", "--scheduler", "pbt", "--num-samples", "4", "--concurrency", "4",
-                 "--cpus-per-trial", "0.5", "--pbt-interval", "2", "--selection-seeds", "1", "--race-runs", "2",
+                 "--cpus-per-trial", "0.5", "--pbt-interval", "4", "--selection-seeds", "1", "--race-runs", "2",
                  "--verify-seeds", "2", *tiny(cache_dir, iterations=8), cwd=tmp_path)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     uri, folder = f"sqlite:///{tmp_path}/mlflow.db", tmp_path / "sweeps" / "p1"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import pickle
 from pathlib import Path
 from typing import Any, Optional
 
@@ -24,6 +25,7 @@ from ray import tune
 
 from lsdseg.config_io import field_paths, with_values
 from lsdseg.schedule import read_lineage
+from lsdseg.sweep.errors import SweepError
 from lsdseg.sweep.layout import SweepLayout
 from lsdseg.sweep.progress import SweepProgress
 from lsdseg.sweep.race import DEFAULTS, Race, Run
@@ -81,7 +83,16 @@ def _path(layout: SweepLayout, s: SweepSettings, phase: str) -> str:
 
 
 def can_restore(layout: SweepLayout, s: SweepSettings, phase: str) -> bool:
-    return tune.Tuner.can_restore(_path(layout, s, phase))
+    """Whether Tune saved the phase's experiment. A driver killed between the Tuner's start (tuner.pkl) and its
+    first snapshot (experiment_state-*.json) left nothing to restore: the phase starts again."""
+    path = _path(layout, s, phase)
+    if not tune.Tuner.can_restore(path):
+        return False
+    try:
+        tune.ExperimentAnalysis(path)
+    except ValueError:  # "No experiment snapshot file ... was found"
+        return False
+    return True
 
 
 def _trainable(fn, tree: dict, s: SweepSettings):
@@ -182,7 +193,18 @@ def results_of(layout: SweepLayout, s: SweepSettings, tree: dict, phase: str) ->
     if not can_restore(layout, s, phase):
         return None
     fn = _search_fn(s) if phase == "search" else run_trainable
-    return tune.Tuner.restore(_path(layout, s, phase), trainable=_trainable(fn, tree, s)).get_results()
+    return _restore(_path(layout, s, phase), _trainable(fn, tree, s)).get_results()
+
+
+def _restore(path: str, trainable, **resume) -> tune.Tuner:
+    """A phase's Tune experiment as Tune saved it. Its state pickles the searcher and callbacks of the lsdseg
+    that wrote it: one written by an earlier version (or under another Ray) is a one-line error, not a traceback."""
+    try:
+        return tune.Tuner.restore(path, trainable=trainable, **resume)
+    except (AttributeError, ModuleNotFoundError, ImportError, pickle.UnpicklingError, TypeError) as err:
+        raise SweepError(f"the Ray Tune state in {path} was written by another version of lsdseg or Ray ({type(err).__name__}: "
+                         f"{str(err).splitlines()[0][:160]}): finish the sweep with that version, or start a new sweep "
+                         "(--warm-start keeps its trials)") from None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -276,7 +298,7 @@ def _resume(sweep: Sweep, phase: str, trainable) -> tune.Tuner:
     """The phase's Tune experiment as Tune last saved it, without the MLflow runs of trials it started after."""
     path = _path(sweep.layout, sweep.settings, phase)
     drop_orphans(sweep.state, phase, keep={t.trial_id for t in tune.ExperimentAnalysis(path).trials})
-    return tune.Tuner.restore(path, trainable=trainable, resume_unfinished=True, resume_errored=True)
+    return _restore(path, trainable, resume_unfinished=True, resume_errored=True)
 
 
 def drop_orphans(state: SweepState, phase: str, keep: frozenset[str] | set[str] = frozenset()) -> None:
