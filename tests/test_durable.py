@@ -103,11 +103,20 @@ def test_a_tracking_uri_with_a_password_is_refused(pg, tmp_path):
     assert "hunter2" not in run.stderr
 
 
-def _cluster(workdir):
-    nodes = LocalCluster(workdir)
-    nodes.start_head(cpus=1)
-    nodes.add_worker(cpus=1)
-    return nodes
+@pytest.fixture
+def clusters():
+    """Two-node clusters on 127.0.0.1, each stopped at the end whatever happened (a failed assertion included)."""
+    started: list[LocalCluster] = []
+
+    def start(workdir):
+        nodes = LocalCluster(workdir)
+        started.append(nodes)
+        nodes.start_head(cpus=1)
+        nodes.add_worker(cpus=1)
+        return nodes
+    yield start
+    for nodes in started:
+        nodes.stop()
 
 
 def _ray_down(cluster, driver, *local):
@@ -121,11 +130,11 @@ def _ray_down(cluster, driver, *local):
 
 
 @pytest.mark.slow
-def test_ray_down_and_up_loses_no_run_trial_checkpoint_registry_entry_or_report(pg, tmp_path_factory, cache_dir):
+def test_ray_down_and_up_loses_no_run_trial_checkpoint_registry_entry_or_report(pg, clusters, tmp_path_factory, cache_dir):
     shared = tmp_path_factory.mktemp("shared")  # what every node mounts: sweep folders and checkpoints
     uris = {"MLFLOW_TRACKING_URI": pg.uri("mlflow"), "LSDSEG_STUDY_URI": pg.uri("optuna"),
             "LSDSEG_ROOT": str(shared / "sweeps"), "LSDSEG_STORAGE": str(shared / "checkpoints")}
-    first = _cluster(tmp_path_factory.mktemp("cluster1"))
+    first = clusters(tmp_path_factory.mktemp("cluster1"))
     driver_home = tmp_path_factory.mktemp("driver1")
     env = {**first.env, **pg.env, **uris}
     args = ["sweep", "--name", "durable", "--address", first.address, "--num-samples", "4", "--concurrency", "2",
@@ -150,7 +159,7 @@ def test_ray_down_and_up_loses_no_run_trial_checkpoint_registry_entry_or_report(
     in_flight = {r.info.run_id: max(m.step for m in client.get_metric_history(r.info.run_id, "miou")) for r in evaluations()}
     _ray_down(first, driver, driver_home)
 
-    second_cluster = _cluster(tmp_path_factory.mktemp("cluster2"))
+    second_cluster = clusters(tmp_path_factory.mktemp("cluster2"))
     fresh = tmp_path_factory.mktemp("driver2")  # a brand-new driver: the URIs and the folder, nothing else
     env = {**second_cluster.env, **pg.env, **uris}
     resumed = lsdseg("sweep", "--resume", str(folder), "--address", second_cluster.address, cwd=fresh, env=env)
