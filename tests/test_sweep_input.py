@@ -41,6 +41,8 @@ def test_bad_verification_settings_are_one_line_before_anything_starts(tmp_path,
     (["--data.source.name=gta5", "--data.source.root=/no/such/dir"], "/no/such/dir not found"),  # checked as train does
     (["--tracking-uri", "foo://bar"], "MLflow store foo://bar cannot be reached"),
     (["--tracking-uri", "http://127.0.0.1:9"], "MLflow store http://127.0.0.1:9 cannot be reached"),  # nothing listens there
+    (["--root", "/proc/x"], "--root /proc/x cannot be written (at /proc)"),
+    (["--storage", "/proc/x/y"], "--storage /proc/x/y cannot be written (at /proc)"),
 ])
 def test_bad_space_or_config_fails_before_ray_starts(tmp_path, args, message):
     start = time.monotonic()

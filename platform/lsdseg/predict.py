@@ -5,8 +5,6 @@ evaluated at, and the argmax is brought back to the image's own size by pixel ce
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional, Sequence
@@ -23,6 +21,7 @@ from lsdseg.data.base import DataError, read_rgb, to_tensors
 from lsdseg.data.labels import colorize, resize_ids
 from lsdseg.device import resolve_device
 from lsdseg.models import FCN8s, Generator
+from lsdseg.writable import unwritable
 
 OVERLAY_ALPHA = 0.5  # share of the label colour in an overlay: both the scene and the classes stay readable
 
@@ -74,16 +73,6 @@ def overlay(image: np.ndarray, train_ids: np.ndarray) -> np.ndarray:
     return blend.round().astype(np.uint8)
 
 
-def _writable(folder: Path) -> bool:
-    """Whether a folder can be made in `folder`, tried and undone: permission bits do not say it for root, nor
-    for /proc, a read-only mount or a full disk."""
-    try:
-        os.rmdir(tempfile.mkdtemp(dir=folder, prefix=".lsdseg-probe-"))
-        return True
-    except OSError:
-        return False
-
-
 def _check_inputs(paths: Sequence[Path], out: Path, overwrite: bool) -> None:
     """Before the model loads and anything is written: a bad path, an image that does not decode to its end,
     an output folder that cannot be written, or two outputs that would overwrite each other fail at once,
@@ -104,9 +93,9 @@ def _check_inputs(paths: Sequence[Path], out: Path, overwrite: bool) -> None:
             raise DataError(f"images {seen[path.stem]} and {path} would both be written as {path.stem}*.png: "
                             "predict them into different --out folders")
         seen[path.stem] = path
-    existing = next((p for p in (out, *out.parents) if p.exists()), None)
-    if existing is None or not existing.is_dir() or not _writable(existing):
-        raise DataError(f"--out {out} cannot be written (at {existing}): pick a folder you can write to")
+    refused = unwritable(out)
+    if refused is not None:
+        raise DataError(f"--out {out} cannot be written (at {refused}): pick a folder you can write to")
     there = [target for path in paths for target in _outputs(out, path).values() if target.exists()]
     if there and not overwrite:
         raise DataError(f"{len(there)} of the outputs already exist in {out} (e.g. {there[0].name}): "

@@ -9,7 +9,6 @@ The phases themselves are in lsdseg.sweep.phases.
 from __future__ import annotations
 
 import dataclasses
-import os
 import shutil
 import time
 from pathlib import Path
@@ -35,6 +34,7 @@ from lsdseg.sweep.stores import artifact_root, check_owner, check_study_storage,
 from lsdseg.sweep.tracking import check_store, dataset_inputs, default_tracking_uri, end_unfinished, start_parent
 from lsdseg.sweep.verify import look_alpha
 from lsdseg.sweep.warmstart import inside, load_warm_start, seed_study
+from lsdseg.writable import unwritable
 
 
 def _reference(tree: dict[str, Any], mode: str, out_dir: str) -> float:
@@ -59,18 +59,13 @@ def _shared(storage: Optional[str]) -> Optional[str]:
 
 
 def _check_writable(folder: Optional[str], flag: str) -> None:
-    """A folder the sweep will write to, made and probed before anything else is (a URI is Ray's to check)."""
+    """A folder the sweep will write to, tried before anything is written (a URI is Ray's to check)."""
     if folder is None or "://" in folder:
         return
-    path = Path(folder).expanduser()
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-        with open(path / f".lsdseg-probe-{os.getpid()}", "w"):
-            pass
-        (path / f".lsdseg-probe-{os.getpid()}").unlink()
-    except OSError as err:
-        raise SweepError(f"{flag} {folder} cannot be written ({err.strerror or type(err).__name__}): "
-                         "pass a folder this user can write, on a disk every node mounts on a cluster") from None
+    refused = unwritable(Path(folder).expanduser().absolute())
+    if refused is not None:
+        raise SweepError(f"{flag} {folder} cannot be written (at {refused}): "
+                         "pass a folder this user can write, on a disk every node mounts on a cluster")
 
 
 def _check_population(s: SweepSettings) -> None:
@@ -87,6 +82,8 @@ def start_sweep(s: SweepSettings, cfg: Config, verbose: bool = False) -> SweepRe
         raise SweepError("a sweep on a cluster needs storage every node reaches for its checkpoints: "
                          "pass --storage s3://bucket/prefix or a folder mounted on every node (or set LSDSEG_STORAGE)")
     s = dataclasses.replace(s, storage=_shared(s.storage))
+    _check_writable(s.root, "--root")
+    _check_writable(s.storage, "--storage")
     prepare(cfg.data, show_progress=True)  # the datasets' folders, as `lsdseg train` checks them; the benchmark, once
     tree = to_dict(cfg)
     distributions = check_space(load_space(s.space), s.space, tree)
@@ -97,8 +94,6 @@ def start_sweep(s: SweepSettings, cfg: Config, verbose: bool = False) -> SweepRe
     uri = s.tracking_uri or default_tracking_uri()
     check_study_storage(s.study_uri, uri)  # first: MLflow's check makes its tables in an empty database
     check_store(uri)
-    _check_writable(s.root, "--root")
-    _check_writable(s.storage, "--storage")
     layout.folder.mkdir(parents=True)
     if s.space.endswith(".py"):  # the sweep keeps the space it runs: a resume reloads this copy
         shutil.copyfile(Path(s.space).expanduser().resolve(), layout.space_copy)

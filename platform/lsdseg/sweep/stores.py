@@ -25,7 +25,6 @@ if TYPE_CHECKING:
 
 SERVERS = ("postgresql", "mysql", "mssql")  # the database servers MLflow's SQLAlchemy store supports
 MLFLOW_TABLES = {"experiments", "runs", "metrics"}
-OPTUNA_TABLES = {"studies", "trials", "version_info"}
 
 
 def _first_line(err: BaseException) -> str:
@@ -116,7 +115,6 @@ def check_study_storage(uri: Optional[str], tracking_uri: str) -> None:
     no_password(uri, "--study-uri")
     if uri is None:
         return
-    no_password(tracking_uri, "--tracking-uri")
     if _url(uri, "--study-uri") is None and not uri.startswith("sqlite:///"):
         raise SweepError(f"--study-uri {uri!r} is not a database URL: write it as postgresql://user@host:5432/optuna "
                          "(or leave it out: the study goes to the sweep folder's optuna.db)")

@@ -69,12 +69,17 @@ def check_store(uri: str, timeout_s: int = 10, existing: bool = False) -> None:
                 os.environ[k] = v
 
 
+def find_or_create_experiment(client: MlflowClient, name: str, artifacts: Optional[str] = None) -> str:
+    """The MLflow experiment `name`, created here (on the driver) if missing, with its artifacts at `artifacts`
+    (None: the store's default)."""
+    found = client.get_experiment_by_name(name)
+    return found.experiment_id if found else client.create_experiment(name, artifact_location=artifacts)
+
+
 def start_parent(client: MlflowClient, experiment: str, sweep: str, tags: dict[str, str],
                  artifacts: Optional[str] = None) -> tuple[str, str]:
-    """(experiment id, parent run id); the experiment is created here, on the driver, if missing, with its
-    artifacts at `artifacts` (None: the store's default)."""
-    found = client.get_experiment_by_name(experiment)
-    experiment_id = found.experiment_id if found else client.create_experiment(experiment, artifact_location=artifacts)
+    """(experiment id, parent run id)."""
+    experiment_id = find_or_create_experiment(client, experiment, artifacts)
     run = client.create_run(experiment_id, run_name=sweep, tags={"sweep": sweep, "role": "sweep", **tags})
     return experiment_id, run.info.run_id
 

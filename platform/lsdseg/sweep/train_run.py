@@ -16,7 +16,7 @@ from mlflow.tracking import MlflowClient
 from lsdseg.config import Config
 from lsdseg.config_io import field_paths, to_dict
 from lsdseg.runinfo import git_sha
-from lsdseg.sweep.tracking import check_store
+from lsdseg.sweep.tracking import check_store, find_or_create_experiment
 from lsdseg.train import EvalReport, RunResult
 
 EXPERIMENT = "lsdseg"
@@ -30,8 +30,7 @@ class TrainRun:
         check_store(uri)
         self.client = MlflowClient(uri)
         name = os.environ.get("MLFLOW_EXPERIMENT_NAME") or EXPERIMENT
-        found = self.client.get_experiment_by_name(name)
-        experiment = found.experiment_id if found else self.client.create_experiment(name)
+        experiment = find_or_create_experiment(self.client, name)
         sha = git_sha()
         tags = {"role": "train", "git_sha": sha, "mlflow.source.git.commit": sha, "mode": cfg.train.mode,
                 "seed": str(cfg.train.seed), "objective": cfg.train.objective}
