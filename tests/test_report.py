@@ -10,12 +10,14 @@ import re
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
 from PIL import Image
 from sweeps import children_of, lsdseg, tiny
+from venvs import clean_env, linked_venv
 
 from lsdseg import checkpoint
 from lsdseg.config_io import load_config, to_dict
@@ -168,17 +170,26 @@ def test_export_then_train_reproduces_the_best_trial(sweep, tmp_path):
     assert version.tags["sweep"] == "r1" and version.tags["shipped"] == "candidate"
     assert float(version.tags["test_miou"]) == pytest.approx(best["checkpoint"]["test_miou"], abs=1e-4)
     assert json.loads(version.tags["verified_seeds"]) == [1000, 1001]
-    # the registered version is a model that loads and segments an image array, at the image's size; in a
-    # process of its own, as a user's would be (and so that no tracking URI leaks into later tests' sweeps)
-    script = ("import mlflow, numpy as np\n"
-              f"mlflow.set_tracking_uri({json.loads((folder / 'sweep.json').read_text())['tracking_uri']!r})\n"
-              "model = mlflow.pyfunc.load_model('models:/lsdseg-r1/1')\n"
+    assert str(client.get_model_version_by_alias("lsdseg-r1", "champion").version) == "1"
+    # the registered version is a model that loads and segments an image array, at the image's size, where lsdseg is
+    # not installed: a new virtualenv holding only the model's logged requirements (and so no tracking URI leaks
+    # into later tests' sweeps)
+    env = {**clean_env(), "MLFLOW_TRACKING_URI": client.tracking_uri}
+    where = "import mlflow; print(mlflow.pyfunc.get_model_dependencies('models:/lsdseg-r1@champion'))"
+    logged = subprocess.run([sys.executable, "-c", where], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env, check=True)
+    requirements = Path(logged.stdout.strip().splitlines()[-1]).read_text().split()
+    assert all("==" in r for r in requirements) and {r.split("==")[0] for r in requirements} >= {"torch", "numpy", "mlflow"}
+    python = linked_venv(tmp_path / "venv", requirements)
+    script = ("import importlib.util, mlflow, numpy as np\n"
+              "assert importlib.util.find_spec('lsdseg') is None\n"
+              "model = mlflow.pyfunc.load_model('models:/lsdseg-r1@champion')\n"
               "ids = model.predict(np.random.default_rng(0).integers(0, 256, (2, 50, 70, 3), dtype=np.uint8))\n"
               "shape = list(model.metadata.signature.inputs.to_dict()[0]['tensor-spec']['shape'])\n"
-              "print(ids.shape, ids.dtype, int(ids.max()) < 19, shape)\n")
-    loaded = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+              "example = model.input_example.shape\n"
+              "print(ids.shape, ids.dtype, int(ids.max()) < 19, shape, example)\n")
+    loaded = subprocess.run([python, "-c", script], capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env)
     assert loaded.returncode == 0, loaded.stderr[-3000:]
-    assert loaded.stdout.strip().splitlines()[-1] == "(2, 50, 70) uint8 True [-1, -1, -1, 3]"
+    assert loaded.stdout.strip().splitlines()[-1] == "(2, 50, 70) uint8 True [-1, -1, -1, 3] (1, 32, 48, 3)"
     # the checkpoint, and the schedule of values that trained it (lsdseg.sweep.schedule)
     assert [a.path for a in client.list_artifacts(version.run_id, "best_checkpoint")] == ["best_checkpoint/checkpoint.pt",
                                                                                         "best_checkpoint/lineage.json"]

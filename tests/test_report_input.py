@@ -66,6 +66,14 @@ def test_unknown_sweep_is_one_line(tmp_path, command):
     assert run.returncode == 1 and len(lines) == 1 and "no sweep 'nosuch'" in lines[0]
 
 
+@pytest.mark.parametrize("alias", ["latest", "v3", "my champion", ""])
+def test_a_bad_alias_is_one_line_before_the_sweep_is_read(tmp_path, alias):
+    run = lsdseg("export", "nosuch", "--out", "x.yaml", "--register", "m", "--alias", alias, cwd=tmp_path)
+    lines = run.stderr.strip().splitlines()
+    assert run.returncode == 1 and len(lines) == 1 and f"--alias {alias!r}" in lines[0] and "Traceback" not in run.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_per_class_figure_names_the_classes_in_label_order():
     from lsdseg.sweep.report.figures import per_class
 
@@ -85,8 +93,6 @@ def test_a_corrupt_sweep_json_is_one_line(tmp_path, content, command):
     lines = run.stderr.strip().splitlines()
     assert run.returncode == 1 and len(lines) == 1 and "sweep.json" in lines[0] and "Traceback" not in run.stderr
     assert (tmp_path / "sweeps" / "c1" / "sweep.json").read_text() == content and not (tmp_path / "x.yaml").exists()
-
-
 
 
 OLD_STATE = ('{"settings": {"name": "old1", "num_samples": 8}, "tracking_uri": "sqlite:///x.db", "experiment_id": "1", '

@@ -434,20 +434,25 @@ def predict(checkpoint_path: str, images: tuple[str, ...], out_dir: str, overwri
 @click.option("--out", "out_path", required=True, type=click.Path(dir_okay=False), help="YAML file for the best trial's full config.")
 @click.option("--register", "model_name", default=None,
               help="Also register the best checkpoint in MLflow's model registry under this name.")
+@click.option("--alias", default="champion", show_default=True,
+              help="With --register: the alias the new version takes (moved from an older version that had it).")
 @click.option("--overwrite", is_flag=True, help="Replace --out if it exists (else it is refused).")
 @one_line_errors
 @platform_command
-def export(sweep_ref: str, out_path: str, model_name: str | None, overwrite: bool) -> None:
+def export(sweep_ref: str, out_path: str, model_name: str | None, alias: str, overwrite: bool) -> None:
     """Write the best trial's full config (retrain: lsdseg train --config OUT); optionally register its checkpoint."""
-    from lsdseg.sweep.export import export_config, register_best
+    from lsdseg.sweep.export import check_alias, export_config, register_best
     from lsdseg.sweep.results import SweepResults
 
+    if model_name:
+        check_alias(alias)
     results = SweepResults(sweep_ref)
     click.echo(f"config of the best trial: {export_config(results, Path(out_path), overwrite)}  "
                f"(retrain: lsdseg train --config {out_path})")
     if model_name:
-        version = register_best(results, model_name)
-        click.echo(f"registered model {version.name!r} version {version.version} (models:/{version.name}/{version.version})")
+        version = register_best(results, model_name, alias)
+        click.echo(f"registered model {version.name!r} version {version.version} as @{alias} "
+                   f"(models:/{version.name}@{alias}; it loads without lsdseg installed)")
 
 
 if __name__ == "__main__":

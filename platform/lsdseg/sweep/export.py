@@ -8,52 +8,29 @@ base config, its sampled values, the threads Ray gave it). Only `train.out_dir` 
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
-from typing import Any, Optional
 
-import mlflow.pyfunc
-import numpy as np
+import mlflow
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature
-from mlflow.types import Schema, TensorSpec
 
 from lsdseg import checkpoint
 from lsdseg.config_io import dump_config, with_values
 from lsdseg.sweep.errors import SweepError
 from lsdseg.sweep.results import SweepResults
+from lsdseg.sweep.serving import log_segmenter
 
 ARTIFACT = "best_checkpoint"  # where `lsdseg sweep` logs the winner's checkpoint in the parent run
 MODEL = "segmenter"  # the registered pyfunc model's name in the parent run
 
-# The model `lsdseg export --register` registers: a pyfunc that segments images.
-# `mlflow.pyfunc.load_model("models:/NAME/VERSION").predict(images)` takes RGB images as a uint8 array, N x H x W x 3
-# (or one H x W x 3), and returns train ids, N x H x W uint8, at the images' own size (255 nowhere: every pixel gets
-# a class). The checkpoint travels as the model's artifact, its config inside it; the `lsdseg` package must be
-# importable where the model is loaded.
-SIGNATURE = ModelSignature(inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1, 3))]),  # unnamed: predict gets the array
-                           outputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1))]))
 
-
-class Segmenter(mlflow.pyfunc.PythonModel):
-    def load_context(self, context) -> None:
-        from lsdseg.predict import load_segmenter
-
-        self.segmenter = load_segmenter(context.artifacts["checkpoint"])
-
-    # model_input is hinted np.ndarray, the one hint MLflow takes without inferring a schema or warning on stderr at import
-    # (Any or no hint both warn); SIGNATURE above describes the array.
-    def predict(self, context, model_input: np.ndarray, params: Optional[dict[str, Any]] = None) -> np.ndarray:
-        import torch
-
-        from lsdseg.predict import segment
-
-        images = np.asarray(model_input, dtype=np.uint8)
-        if images.ndim == 3:
-            images = images[None]
-        x = torch.from_numpy(images.copy()).permute(0, 3, 1, 2).float().div_(255.0)
-        return segment(self.segmenter, x, images.shape[1:3])
-
+def check_alias(alias: str) -> None:
+    """MLflow's rules for an alias, checked before anything is written (MLflow would refuse it only after the
+    model version exists)."""
+    if not re.fullmatch(r"[\w-]{1,255}", alias) or re.fullmatch(r"latest|v\d+|version\d+", alias, re.IGNORECASE):
+        raise SweepError(f"--alias {alias!r}: an alias is letters, digits, _ and -, and not 'latest' or a version "
+                         "('v3'): pick another, e.g. champion")
 
 
 def _best_checkpoint(results: SweepResults) -> Path:
@@ -75,16 +52,12 @@ def export_config(results: SweepResults, out: Path, overwrite: bool = False) -> 
 
 def _log_model(results: SweepResults, path: Path) -> str:
     """What was shipped as an MLflow pyfunc model (`Segmenter`) in the sweep's parent run; its URI."""
-    import mlflow
-
     mlflow.set_tracking_uri(results.state.tracking_uri)
     with mlflow.start_run(run_id=results.parent_run_id):
-        info = mlflow.pyfunc.log_model(name=MODEL, python_model=Segmenter(), artifacts={"checkpoint": str(path)},
-                                       signature=SIGNATURE, pip_requirements=["lsdseg-platform"])
-    return info.model_uri
+        return log_segmenter(MODEL, path)
 
 
-def register_best(results: SweepResults, name: str) -> ModelVersion:
+def register_best(results: SweepResults, name: str, alias: str) -> ModelVersion:
     """A new version of registered model `name`: a model that segments images (a pyfunc around the shipped
     checkpoint), tagged with what was shipped and the figures that hold for it, each named by its seeds. The
     bare checkpoint is logged too (`best_checkpoint/`)."""
@@ -111,7 +84,9 @@ def register_best(results: SweepResults, name: str) -> ModelVersion:
                      "verified_seeds": json.dumps(passed["seeds"])}
         if results.best is not None and results.best.number is not None:
             tags |= {"trial_run_id": results.best.run_id, "optuna_trial_number": str(results.best.number)}
-        return client.create_model_version(name, source, run_id=run_id, tags=tags,
-                                           description=f"shipped by sweep {results.name}: {row['reason']}"[:5000])
+        version = client.create_model_version(name, source, run_id=run_id, tags=tags,
+                                              description=f"shipped by sweep {results.name}: {row['reason']}"[:5000])
+        client.set_registered_model_alias(name, alias, version.version)
+        return version
     except MlflowException as err:
         raise SweepError(f"cannot register model {name!r}: {err.message.splitlines()[0]}") from None
