@@ -58,7 +58,7 @@ def draw(sampler: str, seed: int, number: int) -> dict[str, Any]:
     TPE proposes before it has 3 finished trials (n <= 4 in a sweep running 2 at a time)."""
     import optuna
 
-    from search_spaces.full import space
+    from lsdseg.search_spaces.full import space
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=seed), direction="maximize")

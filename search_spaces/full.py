@@ -1,6 +1,6 @@
 """Loss weights and learning rates together, plus F/C's step decay where it applies."""
 
-from search_spaces import learning_rates, loss_weights
+from lsdseg.search_spaces import learning_rates, loss_weights
 
 
 def space(trial) -> None:

@@ -2,7 +2,9 @@
 commands say in one line which extra to install, and the platform's Ray requirement is a range."""
 from __future__ import annotations
 
+import subprocess
 import sys
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -40,3 +42,16 @@ def test_a_platform_command_without_the_extra_is_one_line(tmp_path, monkeypatch,
     lines = run.stderr.strip().splitlines()
     assert run.returncode == 1 and len(lines) == 1 and "pip install 'lsdseg-platform[sweep]'" in lines[0]
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.e2e
+def test_the_wheel_takes_no_top_level_name_but_lsdseg(tmp_path):
+    """The repository keeps search_spaces/ and trainables/ at its top; the wheel holds them inside lsdseg, so
+    that a user's own `trainables` or `search_spaces` is never shadowed (nor shadows them)."""
+    build = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w", str(tmp_path / "dist"),
+                            str(ROOT)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert build.returncode == 0, build.stderr[-3000:]
+    [wheel] = (tmp_path / "dist").glob("lsdseg_platform-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    assert {n.split("/")[0] for n in names} == {"lsdseg", wheel.name.split("-py3")[0] + ".dist-info"}
+    assert {"lsdseg/trainables/lsdseg_trainable.py", "lsdseg/search_spaces/full.py", "lsdseg/configs/sweep.yaml"} <= set(names)

@@ -166,7 +166,7 @@ def test_a_compiled_run_trains_as_the_eager_one_and_writes_plain_checkpoints(tin
 
 @pytest.mark.unit
 def test_a_trial_given_a_gpu_it_cannot_see_fails_instead_of_training_on_the_cpu():
-    from trainables.lsdseg_trainable import NoVisibleGPU, check_gpu
+    from lsdseg.trainables.lsdseg_trainable import NoVisibleGPU, check_gpu
 
     if torch.cuda.is_available():
         pytest.skip("this machine's torch sees a GPU")

@@ -36,7 +36,7 @@ from lsdseg.sweep.spaces import continuous, load_space
 from lsdseg.sweep.state import Look, Sweep, SweepState, read_state
 from lsdseg.sweep.stopping import make_scheduler
 from lsdseg.sweep.tracking import MLflowTrials
-from trainables.lsdseg_trainable import MEMBER, lsdseg_trainable, pbt_trainable, run_trainable
+from lsdseg.trainables.lsdseg_trainable import MEMBER, lsdseg_trainable, pbt_trainable, run_trainable
 
 # Fixed settings logged with every trial, so MLflow's compare view shows what the trials shared.
 KEY_FIXED = ("train.mode", "train.iterations", "train.eval_every", "train.seed", "model.backbone",
@@ -60,12 +60,11 @@ def next_verify_seeds(base_seed: int, looks: list[Look], count: int) -> list[int
 
 
 def _code_dirs() -> list[str]:
-    """The packages a trial imports, shipped from the driver: code edited on the head reaches every node."""
+    """The package a trial imports (search_spaces/ and trainables/ are in it as lsdseg.search_spaces and
+    lsdseg.trainables), shipped from the driver: code edited on the head reaches every node."""
     import lsdseg
-    import search_spaces
-    import trainables
 
-    return [next(iter(m.__path__)) for m in (lsdseg, search_spaces, trainables)]
+    return [next(iter(lsdseg.__path__))]
 
 
 def start_ray(s: SweepSettings) -> None:
@@ -221,7 +220,7 @@ class Plan:
 
 
 def point(run: Run, plan: Plan) -> dict[str, Any]:
-    """A run's Tune config (`trainables.lsdseg_trainable.run_trainable` reads it; the MLflow callback tags it)."""
+    """A run's Tune config (`lsdseg.trainables.lsdseg_trainable.run_trainable` reads it; the MLflow callback tags it)."""
     verify = run.stage == "verify"
     return {"number": None if run.config == DEFAULTS else run.config, "defaults": run.config == plan.defaults,
             "seed": run.seed, "phase": run.stage, "look": plan.look if verify else None,

@@ -22,7 +22,7 @@ from ray.tune.search import Searcher
 
 from lsdseg.sweep.race import Race, Run
 from lsdseg.sweep.spaces import Space, sample
-from trainables.lsdseg_trainable import NUMBER
+from lsdseg.trainables.lsdseg_trainable import NUMBER
 
 log = logging.getLogger(__name__)
 

@@ -38,7 +38,7 @@ def load_space(name: str) -> Space:
             raise SpaceError(f"search space file {path} fails to import ({type(err).__name__}: {err}): fix the file") from None
     else:
         try:
-            module = importlib.import_module(f"search_spaces.{name}")
+            module = importlib.import_module(f"lsdseg.search_spaces.{name}")
         except ModuleNotFoundError:
             raise SpaceError(f"unknown search space {name!r}: use full, loss_weights, learning_rates or a path to a .py file") from None
     space = getattr(module, "space", None)

@@ -18,7 +18,7 @@ from ray import tune
 from ray.tune.experiment import Trial
 from ray.tune.schedulers import ASHAScheduler, FIFOScheduler, PopulationBasedTraining, TrialScheduler
 
-from trainables.lsdseg_trainable import MEMBER
+from lsdseg.trainables.lsdseg_trainable import MEMBER
 
 Strategy = Literal["asha", "hyperband", "asha_patient", "pbt", "none"]
 STRATEGIES: tuple[Strategy, ...] = get_args(Strategy)

@@ -22,7 +22,7 @@ from ray.tune import Callback
 from lsdseg.sweep.errors import SweepError
 from lsdseg.sweep.searcher import OptunaSearcher, trial_outcome
 from lsdseg.sweep.stores import check_tracking_database, no_password
-from trainables.lsdseg_trainable import MEMBER, member_number, member_values
+from lsdseg.trainables.lsdseg_trainable import MEMBER, member_number, member_values
 
 
 def default_tracking_uri() -> str:
