@@ -38,7 +38,7 @@ class SweepSettings:
     # `race_runs` runs. 0 race runs: the best search trial ahead of the defaults is the candidate.
     # The defaults (7 configurations, 1 selection seed, no race, 4 verification seeds, alpha 0.05: 15 runs) are
     # the shape that shipped a truly better configuration most often at the main command's budget, with no false
-    # claim, among the protocols bench/protocols.py judged on the recorded runs (docs/results.md).
+    # claim, among the protocols bench/protocols.py judged whose search trials train full length (docs/sweeps.md).
     selection_seeds: int = Field(1, ge=1, le=1000)
     race_runs: int = Field(0, ge=0)
     # Verification (lsdseg.sweep.verify): the one candidate and the default weights, each trained again on
