@@ -10,11 +10,14 @@ only those requirements.
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.metadata
+import logging
+import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import mlflow.pyfunc
 import numpy as np
@@ -60,9 +63,24 @@ def input_example() -> np.ndarray:
     return np.random.default_rng(0).integers(0, 256, (1, 32, 48, 3), dtype=np.uint8)
 
 
+@contextlib.contextmanager
+def _quiet() -> Iterator[None]:
+    """MLflow narrates its check of the input example (an INFO line, a download bar): lines too many for one command."""
+    logger, bar = logging.getLogger("mlflow.pyfunc"), "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"
+    level, mine = logger.level, bar not in os.environ
+    logger.setLevel(logging.WARNING)
+    os.environ.setdefault(bar, "false")
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
+        if mine:
+            os.environ.pop(bar, None)
+
+
 def log_segmenter(name: str, checkpoint: Path) -> str:
     """Log the pyfunc under `name` in the active MLflow run; its model URI."""
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as tmp, _quiet():
         # the package's sources only: no bytecode of this interpreter
         code = shutil.copytree(Path(lsdseg.__file__).parent, Path(tmp) / "lsdseg", ignore=shutil.ignore_patterns("__pycache__"))
         info = mlflow.pyfunc.log_model(name=name, python_model=str(code / "sweep" / "served_model.py"),
