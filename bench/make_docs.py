@@ -142,11 +142,11 @@ def horizon_section(rows: list[dict]) -> list[str]:
 
 def _shipped_shape() -> dict[str, Any]:
     """The main command's protocol, as bench/protocols.py names its fields, from SweepSettings' defaults."""
-    from lsdseg.sweep.settings import SweepSettings
+    from lsdseg.sweep.settings import SweepSettings, search_iterations
 
-    d = {k: f.default for k, f in SweepSettings.__pydantic_fields__.items()}
-    return {"configs": d["num_samples"], "selection_seeds": d["selection_seeds"], "verify_seeds": d["verify_seeds"],
-            "race_runs": d["race_runs"], "alpha": d["alpha"], "look": 300}
+    s = SweepSettings()
+    return {"configs": s.num_samples, "selection_seeds": s.selection_seeds, "verify_seeds": s.verify_seeds,
+            "race_runs": s.race_runs, "alpha": s.alpha, "look": search_iterations(s, 300, 50)}
 
 
 def _protocol_row(r: dict, mark: str = "") -> str:
@@ -186,7 +186,7 @@ def protocols_section(data: Optional[dict]) -> list[str]:
     if not data:
         return []
     shipped = _shipped_shape()
-    is_shipped = lambda r: all(r["protocol"][k] == v for k, v in shipped.items())  # noqa: E731
+    is_shipped = lambda r: all(math.isclose(r["protocol"][k], v) for k, v in shipped.items())  # noqa: E731
     lines = ["## Selection protocols, simulated on the recorded runs", "",
              f"{_origin(data, 'python bench/protocols.py')}. Each simulated sweep draws its configurations at random from the "
              f"pool (the defaults always in), plays the product's race (`lsdseg/sweep/race.py`) and decision rule "
@@ -230,7 +230,7 @@ def search_quality_section(data: Optional[dict]) -> list[str]:
     lines = ["## Real sweeps, judged on seeds nothing used", "",
              f"{_origin(data, 'python bench/search_quality.py')}. The main command as shipped, per sampler seed; what it shipped, "
              "its candidate (where it declined to ship one) and the default weights each retrained on 5 seeds of this comparison "
-             "alone (500 + 10 x sampler seed + 0..4: no two comparisons share a default run).", "",
+             f"alone ({data.get('fresh', '500 + 10 x sampler seed + 0..4')}: no two comparisons share a default run).", "",
              "| sampler seed | shipped | sweep's verified difference [1 - 2 alpha interval: its low end is the rule's bound] "
              "| shipped on fresh seeds, vs defaults [95 %] "
              "| candidate on fresh seeds | runs | wall |",

@@ -99,8 +99,8 @@ def simulate(p: Protocol, tables: dict[int, dict[str, dict[int, float]]], rng: r
         return Outcome(names[max(means, key=means.get)], p.budget(), None, names)
     # a short first look is no 300-iteration score: the race continues a search run to 300 (the rest of its cost)
     short = p.look < 300
-    race = Race(search, defaults=0, selection_seeds=select, verify_seeds=verify, race_runs=p.race_runs, comparable=not short,
-                cost=(lambda run: (300 - p.look) / 300 if run.seed == select[0] else 1.0) if short else None)
+    race = Race(search, defaults=0, selection_seeds=select, verify_seeds=verify, race_runs=p.race_runs, comparable=not short, short=short,
+                continuable=frozenset(search) if short else frozenset(), continued_cost=(300 - p.look) / 300)
     pending: list = []
     while True:
         while len(pending) < slots:
@@ -113,7 +113,7 @@ def simulate(p: Protocol, tables: dict[int, dict[str, dict[int, float]]], rng: r
         for run in pending:
             race.record(run, table[names[run.config]][run.seed])
         pending = []
-    runs = len(names) * p.look / 300 + sum(race._cost(r) if r.stage == "race" else 1.0 for r in race.started)
+    runs = len(names) * p.look / 300 + sum(race.price(r) if r.stage == "race" else 1.0 for r in race.started)
     if race.candidate == 0:
         return Outcome("defaults", runs, None, names)
     decision = decide(race.verified[race.candidate], race.verified[0], p.alpha, p.margin)
@@ -159,10 +159,10 @@ def protocols(budget: int, pool: int) -> list[Protocol]:
                         left = budget - configs * look / 300 - 2 * verify
                         if left < 0:
                             break
-                        # a short look needs the race to continue configurations to 300; beyond a few runs the race has
-                        # nothing left to decide; with one selection seed and full looks the race has nothing to do
+                        # beyond a few runs the race has nothing left to decide; with one selection seed and full looks
+                        # it has nothing to do (a short look's race continues configurations to 300)
                         for race in sorted({min(left, r) for r in (0, 1, 2, 4, 8)}):
-                            if (look < 300 and race < 1) or (select == 1 and look == 300 and race > 0):
+                            if select == 1 and look == 300 and race > 0:
                                 continue
                             shapes.append(Protocol(f"look {look}, {configs} configs, {select} selection seeds, race {race:g}, "
                                                    f"verify {verify}, alpha {alpha:g}", configs, select, verify, race, alpha, look=look))

@@ -3,13 +3,17 @@ default weights on seeds that nothing has used?
 
 For each sampler seed the main command runs as shipped (`lsdseg sweep`, its default settings); then what it
 shipped, its candidate (where it declined to ship one) and the default weights are retrained on fresh
-seeds of this comparison alone: 500 + 10 x sampler seed + 0..4, so no two comparisons share a default run.
+seeds of this comparison alone: FROM + 10 x sampler seed + 0..4 (--fresh-from; each comparison takes a FROM no
+earlier one used: 500 for the main command's first shape, 600 for its first look), so no two comparisons share a
+default run.
 Compared seed by seed (paired difference, 95 % t interval). Also reported: the sweep's own verified figure,
 its runs, and its wall time.
 
     python bench/search_quality.py                      # sampler seeds 0 and 1
     python bench/search_quality.py --seeds 2            # another one
     python bench/search_quality.py --finished sweeps/NAME ...   # sweeps already run (e.g. the README's main command)
+    python bench/search_quality.py --finished sweeps/NAME --seeds 1   # both
+    python bench/search_quality.py --fresh-from 700             # a new comparison on seeds no earlier one used
 
 Writes bench/results/search_quality/<time>.json (after every sweep: a long run keeps what it measured);
 sweeps and retrainings go to bench/scratch/search_quality/.
@@ -29,8 +33,8 @@ OUT, SCRATCH = HERE / "results" / "search_quality", HERE / "scratch" / "search_q
 FRESH = 5
 
 
-def fresh_seeds(sampler_seed: int) -> list[int]:
-    return [500 + 10 * sampler_seed + i for i in range(FRESH)]
+def fresh_seeds(sampler_seed: int, first: int) -> list[int]:
+    return [first + 10 * sampler_seed + i for i in range(FRESH)]
 
 
 def score_run(job: dict) -> dict:
@@ -79,9 +83,10 @@ def summary(folder: str) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1], help="sampler seeds")
+    parser.add_argument("--seeds", type=int, nargs="+", default=None, help="sampler seeds to sweep (default: 0 and 1 without --finished)")
     parser.add_argument("--concurrency", type=int, default=2)
     parser.add_argument("--finished", nargs="+", default=[], metavar="SWEEP", help="sweeps already run, instead of new ones")
+    parser.add_argument("--fresh-from", type=int, default=600, help="the first fresh seed: one no earlier comparison used")
     args = parser.parse_args()
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     from lsdseg.config_io import PACKAGED, load_config
@@ -90,19 +95,20 @@ def main() -> None:
     from lsdseg.sweep.verify import paired
 
     try:  # finished sweeps are read before any training: a wrong folder fails at once
-        planned = [summary(folder) | {"wall_seconds": None} for folder in args.finished] or list(args.seeds)
+        planned = [summary(folder) | {"wall_seconds": None} for folder in args.finished]
+        planned += args.seeds if args.seeds is not None else [] if args.finished else [0, 1]
     except SweepError as e:
         parser.error(str(e))
     smoothing = 3
     base = load_config([PACKAGED / "sweep.yaml"])
     stamp = time.strftime("%Y%m%d-%H%M%S")
     OUT.mkdir(parents=True, exist_ok=True)
-    report = {"benchmark": "search_quality", **provenance(1), "fresh": "500 + 10 x sampler seed + 0..4", "runs": []}
+    report = {"benchmark": "search_quality", **provenance(1), "fresh": f"{args.fresh_from} + 10 x sampler seed + 0..4", "runs": []}
     for item in planned:
         if isinstance(item, int):
             folder, wall = sweep(item, args.concurrency)
             item = summary(folder) | {"wall_seconds": wall}
-        seeds, iterations = fresh_seeds(item["sampler_seed"]), item["horizon"] or base.train.iterations
+        seeds, iterations = fresh_seeds(item["sampler_seed"], args.fresh_from), item["horizon"] or base.train.iterations
         work = SCRATCH / "fresh" / f"{Path(item['folder']).name}"
         defaults = retrain({}, seeds, work / "defaults", iterations, smoothing, args.concurrency)
         item |= {"fresh_seeds": seeds, "defaults_fresh": defaults}

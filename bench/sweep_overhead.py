@@ -34,7 +34,7 @@ def main() -> None:
     cfg = load_config(overrides=[f"--train.iterations={args.iterations}", f"--train.eval_every={args.iterations // 3}",
                                  *(o if o.startswith("--") else f"--{o}" for o in args.overrides)])
     settings = SweepSettings(name="overhead", num_samples=args.trials, max_concurrent=args.concurrency,
-                             scheduler="none", references=False, verify_seeds=0, race_runs=0, root=str(work / "sweeps"),
+                             scheduler="none", first_look=1.0, references=False, verify_seeds=0, race_runs=0, root=str(work / "sweeps"),
                              tracking_uri=f"sqlite:///{work / 'mlflow.db'}")
     start = time.perf_counter()
     results = start_sweep(settings, cfg)

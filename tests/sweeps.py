@@ -84,10 +84,15 @@ def check_invariants(tracking_uri, folder: Path, num_samples, iterations, eval_e
     state = json.loads((folder / "sweep.json").read_text())
     keys = [(c.data.tags.get("optuna_trial_number"), c.data.tags.get("defaults"), c.data.tags["seed"], c.data.tags["phase"]) for c in later]
     assert len(keys) == len(set(keys))  # no (configuration, seed) run twice
+    length = state["search_iterations"] or iterations  # a search trial's length
     for c in later:
         assert c.data.tags["status"] == "completed" and c.data.params["train.seed"] == c.data.tags["seed"]
         steps = [m.step for m in client.get_metric_history(c.info.run_id, "miou")]
-        assert steps == list(range(eval_every, int(c.data.tags["iterations"]) + 1, eval_every))
+        # a race run that continues its search trial logs the evaluations after the search's length
+        first = length + eval_every if c.data.tags.get("continues") == "search" else eval_every
+        assert steps == list(range(first, int(c.data.tags["iterations"]) + 1, eval_every))
+        if c.data.tags.get("continues") == "search":
+            assert c.data.tags["phase"] == "race" and length < iterations and c.data.tags["seed"] == children[0].data.tags["seed"]
     verify = [c for c in later if c.data.tags["phase"] == "verify"]
     selection_seeds = {int(c.data.tags["seed"]) for c in everything if c.data.tags["phase"] != "verify"}
     for k, look in enumerate(state["looks"], start=1):
@@ -111,7 +116,7 @@ def check_invariants(tracking_uri, folder: Path, num_samples, iterations, eval_e
         if status != "errored":  # a trial may crash before its first evaluation
             assert steps and steps == list(range(eval_every, steps[-1] + 1, eval_every))  # a history with no gap
         assert trial.state == STATES[status]
-        assert (bool(steps) and steps[-1] == iterations) == (status == "completed")
+        assert (bool(steps) and steps[-1] == length) == (status == "completed")
         if status == "pruned":  # the value it was stopped on reached TPE
             assert trial.intermediate_values
         outcomes.setdefault(status, []).append(child)

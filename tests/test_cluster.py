@@ -108,7 +108,7 @@ def test_diverging_and_crashing_trials_end_with_their_reason_and_the_sweep_goes_
         "    trial.suggest_int('faults.explode_at', *((12, 12) if trial.number == 1 else (0, 0)))\n"
         "    trial.suggest_int('faults.crash_at', *((12, 12) if trial.number == 2 else (0, 0)))\n")
     args = sweep_args("faults", two_nodes, server, tmp_path / "shared", cache_dir, 30, 10, "--num-samples", "4",
-                      "--scheduler", "none", "--space", "faults.py", "--max-failures", "0")
+                      "--scheduler", "none", "--first-look", "1", "--space", "faults.py", "--max-failures", "0")
     run = lsdseg(*args, cwd=tmp_path, env=two_nodes.env)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     outcomes = check_invariants(server.uri, tmp_path / "sweeps" / "faults", 4, 30, 10)

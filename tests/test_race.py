@@ -171,3 +171,47 @@ def test_the_defaults_run_on_the_search_seed_even_without_a_race_budget():
     race = Race({1: 0.3, 2: 0.1}, defaults=DEFAULTS, selection_seeds=[0], verify_seeds=[1000, 1001], race_runs=0)
     rounds = drive(race, table)
     assert rounds[0][0] == Run(DEFAULTS, 0, "race") and race.candidate == 1 and set(race.dropped) == {DEFAULTS, 2}
+
+
+def _first_look(search: dict[int, float], race_runs: float) -> Race:
+    """A race after search trials of half the length: each configuration's search trial continues on seed 0 at
+    half a run's cost."""
+    return Race(search, defaults=0, selection_seeds=[0], verify_seeds=[1000, 1001], race_runs=race_runs, comparable=False,
+                short=True, continuable=frozenset(search), continued_cost=0.5)
+
+
+def test_a_first_look_orders_the_race_and_the_full_length_decides():
+    """Search scores at half length put trial 1 first, but continued to full length trial 2 is the one ahead of
+    the defaults: the race spends half a run per continuation and verifies trial 2."""
+    full = {0: {0: 0.20, 1000: 0.2, 1001: 0.2}, 1: {0: 0.15}, 2: {0: 0.30, 1000: 0.3, 1001: 0.3}, 3: {0: 0.1}}
+    race = _first_look({0: 0.10, 1: 0.25, 2: 0.20, 3: 0.05}, race_runs=1.5)
+    rounds = drive(race, full)
+    assert rounds[0] == [Run(1, 0, "race"), Run(0, 0, "race")]  # the leader and the defaults, continued
+    assert rounds[1][0] == Run(2, 0, "race")  # 1.5 runs: three continuations (the defaults' verification beside it)
+    assert sum(race.price(r) for r in race.started if r.stage == "race") == pytest.approx(1.5)
+    assert race.dropped == [1, 0] and race.candidate == 2
+
+
+def test_a_first_look_with_no_race_budget_verifies_the_best_search_score_ahead_of_the_defaults():
+    race = _first_look({0: 0.10, 1: 0.25, 2: 0.20}, race_runs=0)
+    rounds = drive(race, {c: {1000: 0.2, 1001: 0.2} for c in (0, 1, 2)})
+    assert race.candidate == 1 and {r.stage for rs in rounds for r in rs} == {"verify"}
+
+
+def test_a_first_look_behind_the_defaults_is_never_verified():
+    race = _first_look({0: 0.30, 1: 0.25}, race_runs=0)
+    assert race.next([]) == "done" and race.candidate == 0
+
+
+def test_a_continuation_prices_only_the_search_seed():
+    race = _first_look({0: 0.1, 1: 0.2}, race_runs=4)
+    assert race.price(Run(1, 0, "race")) == 0.5 and race.price(Run(1, 1, "race")) == 1.0 and race.price(Run(7, 0, "race")) == 1.0
+
+
+def test_a_first_look_without_a_search_trial_of_the_defaults_verifies_the_best_search_score():
+    """A space that excludes the default weights: no score of theirs at the first look, so the best one is verified."""
+    from lsdseg.sweep.race import DEFAULTS
+
+    race = Race({1: 0.2, 2: 0.3}, defaults=DEFAULTS, selection_seeds=[0], verify_seeds=[1000], race_runs=0, comparable=False,
+                short=True, continuable=frozenset({1, 2}), continued_cost=0.5)
+    assert race.next([]) == Run(2, 1000, "verify") and race.candidate == 2

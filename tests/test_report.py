@@ -82,6 +82,7 @@ def test_report_renders_in_chromium_with_every_figure(sweep, chromium, tmp_path)
     text = html.read_text()
     leaderboard = text.split("<h2>Leaderboard</h2>", 1)[1].split("</table>", 1)[0]
     assert leaderboard.count("<tr") == 1 + 4 and leaderboard.count("(candidate)") == 1  # header + every search trial
+    assert "each a first look of 4 iterations" in text
     verification = text.split("<h2>Selection and verification</h2>", 1)[1].split("<h2>", 1)[0]
     race, looks = verification.split("</table>", 2)[:2]
     assert "(optimistic)" in race and "default weights" in race and race.count("(candidate)") == 1
@@ -133,7 +134,11 @@ def test_the_sweep_minimised_target_entropy(sweep):
     for run in runs:
         assert {f"val/{name}" for name in ("source_miou", "entropy", "im", "snd", "dev")} <= set(run.data.metrics)
         entropy = [m.value for m in sorted(client.get_metric_history(run.info.run_id, "val/entropy"), key=lambda m: m.step)]
-        assert len(entropy) == 2  # iterations 4 and 8
+        # a first look of 4 iterations (a search trial: 4), continued on its seed by the race (8), or a full run (4 and 8)
+        length = state["search_iterations"]
+        first = length if run.data.tags.get("continues") == "search" else 0
+        last = length if run.data.tags["phase"] == "search" else 8
+        assert length == 4 and len(entropy) == (last - first) // 4
         if run.data.tags["phase"] == "search":
             value = study.trials[int(run.data.tags["optuna_trial_number"])].value
             assert value == pytest.approx(-sum(entropy[-3:]) / len(entropy[-3:]))

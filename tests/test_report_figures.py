@@ -132,7 +132,8 @@ def test_the_page_is_one_file_with_plotly_inlined_once(tmp_path, monkeypatch, ve
         looks=[LOOK] if verified else [], candidate=search[4] if verified else None,
         candidate_label="trial 4" if verified else "default weights", best_row=best_row,
         settings=SimpleNamespace(smoothing=3, scheduler="asha"),
-        state=SimpleNamespace(tracking_uri="sqlite://", stopping_replay="Replayed, the rule would not have stopped trial 4."),
+        state=SimpleNamespace(tracking_uri="sqlite://", search_iterations=None,
+                              stopping_replay="Replayed, the rule would not have stopped trial 4."),
         client=SimpleNamespace(log_artifact=lambda run, path, folder: logged.append(path), log_batch=lambda run, metrics: None))
     monkeypatch.setattr(build, "SweepResults", lambda sweep: results)
     page = build.write_report("s", tmp_path / "report", examples=0).read_text()

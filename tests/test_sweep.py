@@ -57,8 +57,12 @@ def test_a_candidate_that_wins_on_held_out_seeds_is_shipped_with_figures_from_th
     # the shipped checkpoint is the candidate's run on the first verification seed, and its figure its own
     assert best["checkpoint"]["phase"] == "verify" and best["checkpoint"]["seed"] == 1000
     assert best["checkpoint"]["test_split"] == "synthetic/target_test" and 0 <= best["checkpoint"]["test_miou"] <= 1
+    # a first look of half the length: the race continued search trials on the search seed instead of starting over
+    runs = children_of(client, state["parent_run_id"], state["experiment_id"])
+    assert state["search_iterations"] == 2 and any(r.data.tags.get("continues") == "search" for r in runs)
+    assert "search: 2 trials on seed 0 for 2 iterations (a first look" in run.stdout
     # lineage: which files every run read (root, digest of the split's file list), by role
-    trial = children_of(client, state["parent_run_id"], state["experiment_id"])[0]
+    trial = runs[0]
     for logged in (parent, client.get_run(trial.info.run_id)):
         inputs = {i.tags[0].value: i.dataset for i in logged.inputs.dataset_inputs}
         assert set(inputs) == {"source", "source_val", "target", "target_val", "target_test"}

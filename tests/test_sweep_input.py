@@ -24,6 +24,11 @@ def lsdseg(*args, cwd):
     (["--margin", "-2"], "bad sweep option margin"),
     (["--verify-seeds", "-1"], "bad sweep option verify_seeds"),
     (["--selection-seeds", "0"], "bad sweep option selection_seeds"),
+    (["--first-look", "0"], "bad sweep option first_look"),
+    (["--first-look", "1.5"], "bad sweep option first_look"),
+    (["--first-look", "half"], "'--first-look': 'half' is not a valid float"),
+    (["--first-look", "0.5", "--scheduler", "asha"], "--first-look 0.5 shortens search trials, and --scheduler asha stops them"),
+    (["--race-runs", "-1"], "bad sweep option race_runs"),
 ])
 def test_bad_verification_settings_are_one_line_before_anything_starts(tmp_path, args, message):
     run = lsdseg("sweep", *args, cwd=tmp_path)

@@ -2,7 +2,8 @@
 
 `lsdseg_trainable` runs a search trial: sampled values (config field paths) on top of the sweep's base
 config. `run_trainable` runs a race or verification run: a configuration, or a Population Based Training
-schedule, on another training seed, for the length the point names. Each evaluation is reported with its checkpoint and a
+schedule, on another training seed, for the length the point names; a race run that continues a shorter
+search trial starts from that trial's last checkpoint. Each evaluation is reported with its checkpoint and a
 smoothed score; a restarted trial (or one PBT gave another trial's checkpoint) continues from
 `tune.get_checkpoint()`; GPU memory is freed when the trial ends or is stopped.
 """
@@ -69,14 +70,15 @@ def check_gpu(gpus: float, device: str) -> None:
 
 
 def lsdseg_trainable(sampled: dict[str, Any], base: dict[str, Any], smoothing: int,
-                     changes: Sequence[tuple[int, dict[str, Any]]] = ()) -> None:
-    """`changes`: later (step, values) of a schedule that starts with `sampled`; a search trial has none."""
+                     changes: Sequence[tuple[int, dict[str, Any]]] = (), start_from: Optional[str] = None) -> None:
+    """`changes`: later (step, values) of a schedule that starts with `sampled`; a search trial has none.
+    `start_from`: the folder of another trial's checkpoint this run continues (until it has one of its own)."""
     ctx = tune.get_context()
     trial_dir = Path(ctx.get_trial_dir())
     resources = ctx.get_trial_resources().required_resources
     check_gpu(resources.get("GPU", 0), sampled.get("train.device", base["train"]["device"]))
     cpus = max(1, int(resources.get("CPU", 1)))
-    checkpoint = tune.get_checkpoint()
+    checkpoint = tune.get_checkpoint() or (tune.Checkpoint(start_from) if start_from else None)
     # a trial restarted without a checkpoint gets a fresh run folder; one resumed continues its own
     out = trial_dir / f"run{len(list(trial_dir.glob('run*')))}" if checkpoint is None else trial_dir / "run-resumed"
     iterations, objective = sampled.get("train.iterations", base["train"]["iterations"]), base["train"]["objective"]
@@ -109,7 +111,7 @@ def run_trainable(config: dict[str, Any], base: dict[str, Any], smoothing: int) 
     point = config["point"]
     fixed = {"train.seed": point["seed"], "train.iterations": point["iterations"]}
     changes = [(step, {**values, **fixed}) for step, values in point["changes"]]
-    lsdseg_trainable({**point["params"], **fixed}, base, smoothing, changes)
+    lsdseg_trainable({**point["params"], **fixed}, base, smoothing, changes, point.get("resume"))
 
 
 def pbt_trainable(config: dict[str, Any], base: dict[str, Any], smoothing: int) -> None:

@@ -263,10 +263,14 @@ def _choices(field: str) -> list[str]:
               help="Score = mean target mIoU of the last N evaluations.")
 @click.option("--selection-seeds", type=int, default=_default("selection_seeds"), show_default=True,
               help="Seeds a configuration may race on, the search's own first.")
-@click.option("--race-runs", type=int, default=_default("race_runs"), show_default=True, help="Runs the race may spend after the search.")
+@click.option("--first-look", type=float, default=None,
+              help="Share of the training length a search trial trains; the race continues the leaders to full length "
+                   "[default: 1/3, or 1 with --scheduler].")
+@click.option("--race-runs", type=float, default=_default("race_runs"), show_default="10/3: five search trials continued",
+              help="Runs the race may spend after the search (continuing a search trial costs the share it adds).")
 @click.option("--verify-seeds", type=int, default=_default("verify_seeds"), show_default=True,
               help="Held-out seeds on which the candidate and the default weights are each retrained; 0: ship the defaults.")
-@click.option("--verify-iterations", type=int, default=None, help="Length of the verification runs (default: the search's).")
+@click.option("--verify-iterations", type=int, default=None, help="Length of the verification runs (default: train.iterations).")
 @click.option("--alpha", type=float, default=_default("alpha"), show_default=True,
               help="Ship the candidate only if its one-sided lower bound at this level on the verified difference ...")
 @click.option("--margin", type=float, default=_default("margin"), show_default=True,
@@ -362,6 +366,8 @@ def _settings(cls, values: dict):
     except ValidationError as err:
         first = err.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
+        if not where:  # a rule across options: its message names them and the fix
+            raise ConfigError(first["msg"].removeprefix("Value error, ")) from None
         raise ConfigError(f"bad sweep option {where}: {first['msg']} (got {first.get('input')!r})") from None
 
 

@@ -44,18 +44,20 @@ def _location(checkpoint: tune.Checkpoint) -> str:
 
 def _shipped_run(results: SweepResults, candidate: bool) -> Optional[TrialRecord]:
     """The run whose checkpoint is shipped: the shipped configuration's completed run on the first
-    verification seed, else (the defaults, never verified) their search trial."""
+    verification seed, else (the defaults, never verified) their longest run of the search and the race,
+    the search trial where it trained full length."""
     first = results.state.looks[0].seeds[0] if results.state.looks else None
     mine = [t for t in results.trials if t.status == "completed" and (t.defaults != candidate)
             and (not candidate or t.number == results.candidate.number)]
     verified = [t for t in mine if t.phase == "verify" and t.seed == first]
-    return (verified or [t for t in mine if t.phase == "search"] or mine or [None])[0]
+    selection = sorted((t for t in mine if t.phase in ("search", "race")), key=lambda t: (-t.iterations, t.phase != "search"))
+    return (verified or selection or mine or [None])[0]
 
 
 def _checkpoint(results: SweepResults, sweep: Sweep, run: TrialRecord, grids: dict) -> tuple[Optional[tune.Checkpoint], str]:
     """The run's checkpoint to ship, and how it was chosen."""
     phase = "search" if run.phase == "search" else "select" if (run.look or 1) == 1 else f"look-{run.look}"
-    grid = grids.get(phase) or phases.results_of(sweep.layout, sweep.settings, sweep.tree, phase)
+    grid = grids.get(phase) or phases.results_of(sweep, phase)
     result = next((r for r in grid or [] if (r.metrics or {}).get("trial_id") == run.ray_trial_id), None)
     if result is None:
         return None, ""

@@ -45,7 +45,9 @@ def _search(results: SweepResults, top: int) -> list[str]:
     k = results.settings.smoothing
     seed = results.search[0].seed if results.search else "-"
     head = f"{'trial':>5} {'status':<11} {'iters':>5} {'score':>6} {'mIoU':>5} {'oracle':>6}  " + " ".join(f"{_short(p):>10}" for p in keys)
-    lines = [f"search: {len(results.search)} trials on seed {seed}, top {len(rows)} by score (mean of the last {k} evaluations of "
+    length = results.state.search_iterations
+    look = f" for {length} iterations (a first look: race runs continue the leaders on this seed)" if length else ""
+    lines = [f"search: {len(results.search)} trials on seed {seed}{look}, top {len(rows)} by score (mean of the last {k} evaluations of "
              f"{results.objective}: {UNITS[results.objective]}); mIoU: target mIoU (%) at the last evaluation; "
              "oracle: the best evaluation seen, not a result", head]
     for r in rows:

@@ -1,8 +1,10 @@
 """The phases of a sweep, each a Ray Tune experiment:
 
-1. search: Optuna proposes configurations, each trained once on the search seed (early stopping may prune);
-2. select: `lsdseg.sweep.race` proposes one (configuration, seed) run per trial: the race on selection seeds,
-   then the candidate's and the default weights' runs on the verification seeds;
+1. search: Optuna proposes configurations, each trained once on the search seed, for the first look's share of
+   the training length (early stopping may prune);
+2. select: `lsdseg.sweep.race` proposes one (configuration, seed) run per trial: the race on selection seeds
+   (where the search looked shorter, a configuration's race run on the search seed continues its search
+   trial from its last checkpoint), then the candidate's and the default weights' runs on the verification seeds;
 3. look k (after `lsdseg sweep --resume DIR --more-seeds N`): the candidate and the defaults on N more seeds.
 
 Every trial reports the smoothed score and is logged by the driver's MLflow callback under the sweep's
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import math
 import os
 import pickle
 from pathlib import Path
@@ -94,6 +97,12 @@ def can_restore(layout: SweepLayout, s: SweepSettings, phase: str) -> bool:
     return True
 
 
+def search_tree(sweep: Sweep) -> dict:
+    """The base config of a search trial: the sweep's, for the first look's length where that is shorter."""
+    tree, length = sweep.tree, sweep.state.search_iterations
+    return tree if length is None else {**tree, "train": {**tree["train"], "iterations": length}}
+
+
 def _trainable(fn, tree: dict, s: SweepSettings):
     trainable = tune.with_parameters(fn, base=tree, smoothing=s.smoothing)
     return tune.with_resources(trainable, {"cpu": s.cpus_per_trial, "gpu": s.gpus_per_trial})
@@ -111,8 +120,8 @@ def _run_config(sweep: Sweep, phase: str, callbacks: list) -> tune.RunConfig:
                           failure_config=tune.FailureConfig(max_failures=s.max_failures), checkpoint_config=checkpoints)
 
 
-def _callbacks(sweep: Sweep, phase: str, searcher, trials: int, varying: tuple[str, ...] = ()) -> list:
-    state, tree = sweep.state, sweep.tree
+def _callbacks(sweep: Sweep, phase: str, searcher, trials: int, varying: tuple[str, ...] = (), tree: Optional[dict] = None) -> list:
+    state, tree = sweep.state, tree or sweep.tree
     values = field_paths(with_values(tree, {}))
     # every searched field too, at the base value a trial keeps when it does not sample it (a conditional
     # one): every run then has the same params, which MLflow's compare plots need (they drop a run missing one)
@@ -151,7 +160,8 @@ def _search_fn(s: SweepSettings):
 
 
 def search(sweep: Sweep) -> tune.ResultGrid:
-    layout, state, s, tree = sweep.layout, sweep.state, sweep.settings, sweep.tree
+    layout, state, s = sweep.layout, sweep.state, sweep.settings
+    tree = search_tree(sweep)
     trainable = _trainable(_search_fn(s), tree, s)
     if can_restore(layout, s, "search"):
         tuner = _resume(sweep, "search", trainable)
@@ -170,7 +180,7 @@ def search(sweep: Sweep) -> tune.ResultGrid:
             searcher = _searcher(s, layout, state.first_points)
             space, samples = None, -1  # the searcher ends the search at its budget, which a resume may raise
             tune_config = dict(search_alg=searcher, max_concurrent_trials=s.max_concurrent)
-        callbacks = _callbacks(sweep, "search", searcher, s.num_samples, tuple(mutations))
+        callbacks = _callbacks(sweep, "search", searcher, s.num_samples, tuple(mutations), tree)
         tuner = tune.Tuner(
             trainable, param_space=space,
             # PBT restarts a trial with another's checkpoint and new values; a function trainable's actor cannot
@@ -187,12 +197,13 @@ def search(sweep: Sweep) -> tune.ResultGrid:
     return grid
 
 
-def results_of(layout: SweepLayout, s: SweepSettings, tree: dict, phase: str) -> Optional[tune.ResultGrid]:
+def results_of(sweep: Sweep, phase: str) -> Optional[tune.ResultGrid]:
     """A finished phase's results (its checkpoints), without running anything; None if it never started."""
+    layout, s = sweep.layout, sweep.settings
     if not can_restore(layout, s, phase):
         return None
-    fn = _search_fn(s) if phase == "search" else run_trainable
-    return _restore(_path(layout, s, phase), _trainable(fn, tree, s)).get_results()
+    fn, base = (_search_fn(s), search_tree(sweep)) if phase == "search" else (run_trainable, sweep.tree)
+    return _restore(_path(layout, s, phase), _trainable(fn, base, s)).get_results()
 
 
 def _restore(path: str, trainable, **resume) -> tune.Tuner:
@@ -217,6 +228,14 @@ class Plan:
     race_iterations: int
     verify_iterations: int
     look: int = 1
+    # where search trials were shorter: the search seed, and each completed search trial's last checkpoint,
+    # from which its race run on that seed continues
+    search_seed: Optional[int] = None
+    continues: dict[int, str] = dataclasses.field(default_factory=dict)
+
+    def continued(self, run: Run) -> Optional[str]:
+        """The checkpoint a race run continues from, if it continues a search trial."""
+        return self.continues.get(run.config) if run.stage == "race" and run.seed == self.search_seed else None
 
 
 def point(run: Run, plan: Plan) -> dict[str, Any]:
@@ -225,7 +244,7 @@ def point(run: Run, plan: Plan) -> dict[str, Any]:
     return {"number": None if run.config == DEFAULTS else run.config, "defaults": run.config == plan.defaults,
             "seed": run.seed, "phase": run.stage, "look": plan.look if verify else None,
             "params": plan.params[run.config], "changes": plan.changes.get(run.config, []),
-            "iterations": plan.verify_iterations if verify else plan.race_iterations}
+            "iterations": plan.verify_iterations if verify else plan.race_iterations, "resume": plan.continued(run)}
 
 
 def _plan(sweep: Sweep, look: int = 1) -> tuple[Plan, dict[int, float]]:
@@ -235,9 +254,23 @@ def _plan(sweep: Sweep, look: int = 1) -> tuple[Plan, dict[int, float]]:
     defaults = state.defaults_number if state.defaults_number is not None else DEFAULTS
     search = {t.number: t.score if t.status == "completed" else float("nan") for t in results.search if t.number is not None}
     params = {number: dict(values) for number, values in results.params_of.items()} | {defaults: dict(state.defaults)}
-    changes = _schedules(layout, s, tree, results.search) if s.scheduler == "pbt" else {}
     iterations = tree["train"]["iterations"]
-    return Plan(params, changes, defaults, iterations, s.verify_iterations or iterations, look), search
+    short = state.search_iterations is not None
+    last = _search_checkpoints(sweep, results.search) if s.scheduler == "pbt" or short else {}
+    changes = {n: _changes(c) for n, c in last.items()} if s.scheduler == "pbt" else {}
+    continues = {n: c.path for n, c in last.items()} if short else {}
+    return Plan(params, changes, defaults, iterations, s.verify_iterations or iterations, look,
+                tree["train"]["seed"] if short else None, continues), search
+
+
+def _race(sweep: Sweep, plan: Plan, search: dict[int, float], verify_seeds: list[int]) -> Race:
+    """The race of a sweep's selection stage. Where search trials were shorter, no search score counts as a
+    selection seed's, and a race run that continues a search trial costs the share of a run it adds."""
+    s, tree = sweep.settings, sweep.tree
+    short = plan.search_seed is not None
+    added = 1 - search_tree(sweep)["train"]["iterations"] / tree["train"]["iterations"]
+    return Race(search, plan.defaults, selection_seeds(tree["train"]["seed"], s), verify_seeds, s.race_runs,
+                comparable=s.scheduler != "pbt" and not short, short=short, continuable=frozenset(plan.continues), continued_cost=added)
 
 
 def select(sweep: Sweep) -> tune.ResultGrid:
@@ -249,14 +282,15 @@ def select(sweep: Sweep) -> tune.ResultGrid:
     else:
         drop_orphans(state, "select")
         plan, search = _plan(sweep)
-        race = Race(search, plan.defaults, selection_seeds(tree["train"]["seed"], s), state.looks[0].seeds if state.looks else [],
-                    s.race_runs, comparable=s.scheduler != "pbt")
-        most = s.race_runs + s.selection_seeds + 2 * s.verify_seeds  # trials Tune may create; the race ends sooner
+        race = _race(sweep, plan, search, state.looks[0].seeds if state.looks else [])
+        cheapest = min([race.price(Run(c, race.selection_seeds[0], "race")) for c in search] + [1.0])
+        runs = math.ceil(s.race_runs / max(cheapest, 1e-9) - 1e-9)  # race runs at most
+        most = runs + s.selection_seeds + 2 * s.verify_seeds  # trials Tune may create; the race ends sooner
         searcher = RaceSearcher(race, functools.partial(point, plan=plan))
         tuner = tune.Tuner(
             trainable,
             tune_config=tune.TuneConfig(search_alg=searcher, num_samples=most, max_concurrent_trials=s.max_concurrent, reuse_actors=True),
-            run_config=_run_config(sweep, "select", _callbacks(sweep, "select", None, s.race_runs + 2 * s.verify_seeds)),
+            run_config=_run_config(sweep, "select", _callbacks(sweep, "select", None, runs + 2 * s.verify_seeds)),
         )
     return _check(tuner.fit(), None)
 
@@ -280,17 +314,21 @@ def more_seeds(sweep: Sweep, candidate: int, look: int) -> tune.ResultGrid:
     return _check(tuner.fit(), None)
 
 
-def _schedules(layout: SweepLayout, s: SweepSettings, tree: dict, trials: list) -> dict[int, list]:
-    """Each completed PBT trial's later changes of values, from the lineage beside its last checkpoint."""
+def _search_checkpoints(sweep: Sweep, trials: list) -> dict[int, tune.Checkpoint]:
+    """Each completed search trial's last checkpoint, by its number."""
     numbers = {t.ray_trial_id: t.number for t in trials if t.status == "completed"}
     found = {}
-    for result in results_of(layout, s, tree, "search") or []:
+    for result in results_of(sweep, "search") or []:
         number = numbers.get((result.metrics or {}).get("trial_id"))
         if number is not None and result.checkpoint is not None:
-            with result.checkpoint.as_directory() as folder:
-                lineage = read_lineage(folder) or []
-                found[number] = [list(change) for change in lineage[1:]]
+            found[number] = result.checkpoint
     return found
+
+
+def _changes(checkpoint: tune.Checkpoint) -> list:
+    """A PBT trial's later changes of values, from the lineage beside its last checkpoint."""
+    with checkpoint.as_directory() as folder:
+        return [list(change) for change in (read_lineage(folder) or [])[1:]]
 
 
 def _resume(sweep: Sweep, phase: str, trainable) -> tune.Tuner:

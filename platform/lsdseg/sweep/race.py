@@ -11,7 +11,9 @@ incumbent. No test decides here: racing only spends the selection budget where i
 
 When the race budget is spent (or no challenger is left), the incumbent is the sweep's one candidate,
 fixed before any verification run exists; if the default weights are still incumbent, the challenger ahead
-of them on the most seeds is (see `Race._choose`). If the candidate is the default weights there is
+of them on the most seeds is (see `Race._choose`). Where search trials were shorter than race runs (a
+first look), the race's first run of a configuration on the search seed continues its search trial to full
+length, and a configuration never raced may still be the candidate by its search score. If the candidate is the default weights there is
 nothing to verify.
 Otherwise the candidate and the default weights are each trained on the verification seeds, which no
 earlier run used, and `lsdseg.sweep.verify.decide` judges those runs alone.
@@ -29,7 +31,7 @@ from __future__ import annotations
 import math
 import statistics
 from dataclasses import dataclass, field
-from typing import Callable, Literal, Optional, Sequence
+from typing import Literal, Optional, Sequence
 
 Stage = Literal["race", "verify"]
 
@@ -56,7 +58,7 @@ class Race:
     defaults: int
     selection_seeds: Sequence[int]  # the search seed first
     verify_seeds: Sequence[int]
-    race_runs: float  # the race's budget: the most race-stage runs to start (in `cost` units)
+    race_runs: float  # the race's budget: the most race-stage runs to start (in runs: see `price`)
     scores: dict[int, dict[int, float]] = field(default_factory=dict)  # selection scores: config -> seed -> score
     verified: dict[int, dict[int, float]] = field(default_factory=dict)  # verification scores
     incumbent: Optional[int] = None
@@ -64,8 +66,12 @@ class Race:
     dropped: list[int] = field(default_factory=list)  # in the order they were dropped
     started: list[Run] = field(default_factory=list)  # every run proposed, in order
     comparable: bool = True
-    # what a race run costs in runs: 1 by default; a run that continues a shorter search trial costs less
-    cost: Optional[Callable[[Run], float]] = None
+    # the search trials trained a shorter length than race runs (one search seed, one length for all): their
+    # scores order the challengers, and pick the candidate where no full-length comparison is ahead of the defaults
+    short: bool = False
+    # configurations whose race run on the search seed continues their search trial, and what it costs in runs
+    continuable: frozenset[int] = frozenset()
+    continued_cost: float = 1.0
 
     def __post_init__(self):
         self.incumbent = self.defaults if self.incumbent is None else self.incumbent
@@ -147,7 +153,7 @@ class Race:
         first = Run(self.defaults, self.selection_seeds[0], "race")
         if self.comparable and self.search and not self._has(self.defaults, first.seed, pending):
             return first  # the defaults on the search seed, where no search trial ran them: every comparison needs it
-        left = self.race_runs - sum(self._cost(r) for r in self.started if r.stage == "race")
+        left = self.race_runs - sum(self.price(r) for r in self.started if r.stage == "race")
         if left <= 1e-9:
             return None
         incumbent = self.incumbent
@@ -159,7 +165,7 @@ class Race:
                 continue
             mine, theirs = set(self.scores.get(config, {})), set(self.scores.get(incumbent, {}))
             behind = [s for s in sorted(mine - theirs) if not self._has(incumbent, s, pending)]
-            if behind and self._cost(Run(incumbent, behind[0], "race")) <= left + 1e-9:
+            if behind and self.price(Run(incumbent, behind[0], "race")) <= left + 1e-9:
                 # the incumbent lacks a seed the challenger has (e.g. defaults no search trial ran)
                 return Run(incumbent, behind[0], "race")
             if not mine <= theirs:  # the incumbent's run on one of its seeds is not in yet: compare first
@@ -170,14 +176,17 @@ class Race:
             if seed is None:
                 continue
             run, partner = Run(config, seed, "race"), Run(incumbent, seed, "race")
-            if self._cost(run) + (0 if seed in theirs else self._cost(partner)) <= left + 1e-9:
+            if self.price(run) + (0 if seed in theirs else self.price(partner)) <= left + 1e-9:
                 return run
         return None
 
-    def _cost(self, run: Run) -> float:
+    def price(self, run: Run) -> float:
+        """What a race run costs, in runs."""
         if self.comparable and run == Run(self.defaults, self.selection_seeds[0], "race"):
             return 0.0  # part of the search: the search seed's run of the defaults
-        return 1.0 if self.cost is None else self.cost(run)
+        if run.config in self.continuable and run.seed == self.selection_seeds[0]:
+            return self.continued_cost
+        return 1.0
 
     def _choose(self) -> int:
         """The candidate when the selection ends: the incumbent; but where the budget ran out with the default
@@ -187,7 +196,13 @@ class Race:
             return self.incumbent
         ahead = [(len(set(self.scores.get(c, {})) & set(self.scores.get(self.defaults, {}))), self.ahead(c), c) for c in self.challengers()]
         ahead = [a for a in ahead if a[1] is not None and a[1] > 0]
-        return max(ahead)[2] if ahead else self.defaults
+        if ahead:
+            return max(ahead)[2]
+        if self.short:  # never raced at full length: the shorter look is all there is (the defaults' too, if they had one)
+            raced, base = set(self.scores), self.search.get(self.defaults, -math.inf)
+            early = [c for c in self.challengers() if c not in raced and self.search[c] > base]
+            return min(early, key=lambda c: (-self.search[c], c)) if early else self.defaults
+        return self.defaults
 
     def _verify_run(self, config: int, pending: Sequence[Run]) -> Optional[Run]:
         seed = next((s for s in self.verify_seeds if not self._has(config, s, pending, "verify")), None)

@@ -124,8 +124,9 @@ class SweepResults:
     @cached_property
     def selection(self) -> list[Selection]:
         """Every configuration with a score on a selection seed (a completed search trial counts on the search
-        seed, unless under PBT); the defaults first, then by the number of seeds and the mean."""
-        plain = self.settings.scheduler != "pbt"  # a PBT search trial is no plain run of its configuration
+        seed, unless under PBT or shorter than race runs); the defaults first, then by the number of seeds and the mean."""
+        # a PBT search trial is no plain run of its configuration, nor is a shorter first look
+        plain = self.settings.scheduler != "pbt" and self.state.search_iterations is None
         scores: dict[tuple[Optional[int], bool], dict[int, float]] = {}
         raced = {(t.number, t.defaults) for t in self.trials if t.phase == "race"}
         for t in self.trials:

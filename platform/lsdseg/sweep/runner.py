@@ -27,7 +27,7 @@ from lsdseg.sweep.errors import SweepError, SweepInterrupted
 from lsdseg.sweep.finish import finish
 from lsdseg.sweep.layout import SweepLayout
 from lsdseg.sweep.results import SweepResults
-from lsdseg.sweep.settings import SweepSettings
+from lsdseg.sweep.settings import SweepSettings, search_iterations
 from lsdseg.sweep.spaces import check_space, load_space
 from lsdseg.sweep.state import Look, Sweep, SweepState, read_state, write_state
 from lsdseg.sweep.stores import artifact_root, check_owner, check_study_storage, driving
@@ -75,6 +75,12 @@ def _check_population(s: SweepSettings) -> None:
                          f"(as --num-samples), and on few cores a smaller --cpus-per-trial, e.g. {2 / s.num_samples:g} on 2 cores")
 
 
+def _first_look(s: SweepSettings, cfg: Config) -> Optional[int]:
+    """How long a search trial trains, where that is shorter than the sweep's other runs."""
+    length = search_iterations(s, cfg.train.iterations, cfg.train.eval_every)
+    return length if length < cfg.train.iterations else None
+
+
 def start_sweep(s: SweepSettings, cfg: Config, verbose: bool = False) -> SweepResults:
     # Every check comes before the folder, MLflow or Ray: bad input costs nothing and writes nothing.
     _check_population(s)
@@ -120,7 +126,8 @@ def start_sweep(s: SweepSettings, cfg: Config, verbose: bool = False) -> SweepRe
             client.log_artifact(parent, s.space)
         state = SweepState(settings=s, tracking_uri=uri, experiment_id=experiment_id, parent_run_id=parent,
                            started=time.strftime("%Y-%m-%d %H:%M:%S"), objective=cfg.train.objective, searched=sorted(distributions),
-                           defaults=defaults, data=digests, first_points=[*warm.winners, defaults])
+                           defaults=defaults, data=digests, first_points=[*warm.winners, defaults],
+                           search_iterations=_first_look(s, cfg))
         write_state(layout, state)
         return _drive(Sweep(layout, state, tree, client))
 

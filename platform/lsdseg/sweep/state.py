@@ -4,7 +4,7 @@ MLflow holds what every run did; this file holds what the sweep is: its settings
 tracked, how far it got, the default weights' values, and the verification looks (the sweep's own, then
 one per `--more-seeds` batch). A file of another schema version is refused in one line, and a folder made
 before verification existed (schema 1: no "schema" key) is recognised as such: its figures were estimated
-on the seeds that chose them.
+on the seeds that chose them. Schema 2 (before search trials could be shorter) is read as full-length search.
 """
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ from lsdseg.sweep.errors import SweepError
 from lsdseg.sweep.layout import SweepLayout
 from lsdseg.sweep.settings import SweepSettings
 
-SCHEMA = 2
+SCHEMA = 3
 Status = Literal["running", "interrupted", "finished", "failed"]
 Phase = Literal["search", "select", "more_seeds", "done"]
 _STATE = ConfigDict(extra="forbid", validate_assignment=True)
@@ -56,6 +56,8 @@ class SweepState:
     status: Status = "running"
     phase: Phase = "search"
     defaults_number: Optional[int] = None  # the search trial that ran the default weights
+    # how long a search trial trains where that is shorter than every other run (a first look); None: as long
+    search_iterations: Optional[int] = Field(None, gt=0)
     references: dict[str, float] = Field(default_factory=dict)
     looks: list[Look] = Field(default_factory=list)
     stopping_replay: Optional[str] = None
@@ -78,6 +80,9 @@ def read_state(layout: SweepLayout) -> SweepState:
     if isinstance(raw, dict) and "schema" not in raw and "settings" in raw and "parent_run_id" in raw:
         raise SelectionOnly(f"sweep {layout.folder} was made before verification on held-out seeds existed: its figures "
                             "were estimated on the seeds that chose its winner (selection-only); run a new sweep")
+    if isinstance(raw, dict) and raw.get("schema") == 2 and isinstance(raw.get("settings"), dict):
+        # schema 2 predates --first-look: its search trials trained full length
+        raw = {**raw, "schema": SCHEMA, "settings": {"first_look": 1.0, **raw["settings"]}}
     if isinstance(raw, dict) and raw.get("schema") != SCHEMA:
         raise SweepError(f"{layout.state} has schema {raw.get('schema')!r}, this lsdseg reads schema {SCHEMA}: "
                          "use the lsdseg version that wrote it, or start a new sweep")

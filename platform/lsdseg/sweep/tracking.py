@@ -150,6 +150,8 @@ class MLflowTrials(Callback):
                 tags["defaults"] = "true"
             if point["look"] is not None:
                 tags["look"] = str(point["look"])
+            if point.get("resume"):  # it continues its configuration's shorter search trial on the same seed
+                tags["continues"] = "search"
             label = "defaults" if point["defaults"] else f"trial-{point['number']}"
             params = {**point["params"], "train.seed": point["seed"], "train.iterations": point["iterations"]}
             return f"{point['phase']}-{label}-seed-{point['seed']}", tags, params

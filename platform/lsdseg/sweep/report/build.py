@@ -130,7 +130,8 @@ def write_report(sweep: str | Path, out: Optional[Path] = None, examples: int = 
         generated=time.strftime("%Y-%m-%d %H:%M"), params=results.searched, trials=_leaderboard(results),
         references=", ".join(f"{k.replace('_', ' ')} {results.text(v) if k == 'default_weights' else percent(v)}"
                              for k, v in results.references.items()) or "none",
-        smoothing=settings.smoothing, scheduler=settings.scheduler, replay=results.state.stopping_replay,
+        smoothing=settings.smoothing, first_look=results.state.search_iterations, scheduler=settings.scheduler,
+        replay=results.state.stopping_replay,
         verification=verified, trust=trust, sections=sections,
         plotly_js=Markup(study_figures.plotly_js()) if any(s.html for s in sections) else None,
     )
