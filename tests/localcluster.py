@@ -116,9 +116,12 @@ class LocalCluster:
         return [n for n in self.nodes if n.proc.poll() is None]
 
     def alive_nodes(self) -> int:
-        code = f"import ray; ray.init(address='{self.address}', log_to_driver=False); print(sum(n['Alive'] for n in ray.nodes()))"
+        code = (f"import ray; ray.init(address='{self.address}', log_to_driver=False); "
+                "print('alive nodes:', sum(n['Alive'] for n in ray.nodes()))")
         out = subprocess.run([sys.executable, "-c", code], env=self.env, capture_output=True, text=True, timeout=120)
-        return int(out.stdout.strip().splitlines()[-1]) if out.returncode == 0 and out.stdout.strip() else 0
+        # Ray may print its own warnings (a raylet's lagging heartbeats on a busy machine) after ours
+        counts = [line.split(":", 1)[1] for line in out.stdout.splitlines() if line.startswith("alive nodes:")]
+        return int(counts[-1]) if out.returncode == 0 and counts else 0
 
     def wait_for_nodes(self, n: int, timeout: float = 120) -> None:
         _wait(lambda: self.alive_nodes() == n, timeout, f"{n} Ray nodes")

@@ -34,7 +34,9 @@ class Postgres:
         self.dir.chmod(0o755)  # the postgres user must reach it
         self.password = secrets.token_hex(12)
         self.port = free_port()
-        as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+        # runuser lives in /usr/sbin, which a PATH without the sbin folders (e.g. `env -i PATH=/usr/bin:/bin`) lacks
+        runuser = shutil.which("runuser") or shutil.which("runuser", path="/usr/sbin:/sbin") or "runuser"
+        as_postgres = [runuser, "-u", "postgres", "--"] if os.geteuid() == 0 else []
         (self.dir / "pw").write_text(self.password)
         if as_postgres:
             shutil.chown(self.dir, "postgres")
