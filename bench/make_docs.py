@@ -245,7 +245,8 @@ def search_quality_section(data: Optional[dict]) -> list[str]:
         lines.append(f"| {r['sampler_seed']} | {r['configuration']} | {verified} | {shipped} | {_versus(r, 'candidate')} "
                      f"| {r['runs']} | {wall} |")
     lines += ["", "Defaults on the fresh seeds: " + "; ".join(
-        f"seed {r['sampler_seed']}: " + " ".join(_pc(v) for v in r["defaults_fresh"].values()) for r in data["runs"]), ""]
+        f"seed {r['sampler_seed']}: " + (" ".join(_pc(v) for v in r["defaults_fresh"].values()) or "none (nothing to compare with)")
+        for r in data["runs"]), ""]
     return lines
 
 
